@@ -1,0 +1,1 @@
+"""Business logic behind views, API and tasks: views stay thin over these."""
