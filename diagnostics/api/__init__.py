@@ -1,0 +1,1 @@
+"""REST API for lab information systems (Django REST Framework)."""

@@ -1,0 +1,1 @@
+"""Celery tasks of the analysis pipeline (thin over workers.pipeline and ml/)."""
