@@ -253,10 +253,10 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # overlays, reports; "priority" = the instant single-image check.
 CELERY_TASK_ROUTES = {
     "workers.tasks.classify_chunk": {"queue": env_str("CLASSIFY_QUEUE", "gpu")},
-    "workers.tasks.instant_check": {"queue": "priority"},
+    "workers.instant_tasks.*": {"queue": "priority"},
     "workers.*": {"queue": "cpu"},
 }
-CELERY_IMPORTS = ("workers.tasks", "workers.report_tasks")
+CELERY_IMPORTS = ("workers.tasks", "workers.report_tasks", "workers.instant_tasks")
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {

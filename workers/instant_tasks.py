@@ -1,0 +1,1 @@
+"""The instant single-image check (priority queue)."""
