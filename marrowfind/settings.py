@@ -181,7 +181,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
-            if not DEBUG
+            if env_str("STATIC_STORAGE", "manifest", choices=["manifest", "plain"]) == "manifest" and not DEBUG
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },

@@ -20,12 +20,16 @@ import torch
 from skimage import color as skcolor
 from torchvision.transforms import v2
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+from ml.preprocess import IMAGENET_MEAN, IMAGENET_STD, resize_image
 
 _HED_FROM_RGB = torch.tensor(skcolor.hed_from_rgb, dtype=torch.float32)
 _RGB_FROM_HED = torch.tensor(skcolor.rgb_from_hed, dtype=torch.float32)
 _LOG_ADJUST = float(np.log(1e-6))
+# skimage's HED densities are optical densities divided by -log(1e-6) ≈ 13.8, so typical values are
+# 0-0.06: a ±30 % scale and ±0.01 shift look like another lab's staining (checked by eye on
+# all4class), where ±0.05 turns the image black or yellow.
+STAIN_ALPHA = 0.3
+STAIN_BETA = 0.01
 
 
 def rgb_to_hed(image: torch.Tensor) -> torch.Tensor:
@@ -46,7 +50,7 @@ def hed_to_rgb(stains: torch.Tensor) -> torch.Tensor:
 class HEDJitter(torch.nn.Module):
     """Random per-image scale and shift of each stain channel: ``s' = s·(1+α) + β``."""
 
-    def __init__(self, alpha: float = 0.05, beta: float = 0.05, p: float = 0.8):
+    def __init__(self, alpha: float = 0.3, beta: float = 0.01, p: float = 0.8):
         super().__init__()
         self.alpha, self.beta, self.p = alpha, beta, p
 
@@ -65,6 +69,16 @@ class RandomRot90(torch.nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return torch.rot90(image, int(torch.randint(4, ())), dims=(-2, -1))
+
+
+class ResizeLikeInference:
+    """uint8 H×W×3 -> size×size via ml.preprocess.resize_image (picklable for DataLoader workers)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return resize_image(image, self.size)
 
 
 def train_transform(
@@ -87,7 +101,7 @@ def train_transform(
     ]
     if stain_jitter:
         steps += [
-            HEDJitter(alpha=0.05, beta=0.05, p=0.8),
+            HEDJitter(alpha=STAIN_ALPHA, beta=STAIN_BETA, p=0.8),
             v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.3, hue=0.04),
         ]
     steps.append(v2.Normalize(list(mean), list(std)))
@@ -97,10 +111,11 @@ def train_transform(
 def eval_transform(
     img_size: int, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
 ) -> Callable[[np.ndarray], torch.Tensor]:
-    """Deterministic: resize the whole image to img_size×img_size (as ml.predict does) and normalise."""
+    """Deterministic: the whole image resized exactly as ml.preprocess does for inference, so
+    validation metrics during training are the ones a Predictor will reproduce."""
     return v2.Compose([
+        ResizeLikeInference(img_size),
         v2.ToImage(),
-        v2.Resize((img_size, img_size), antialias=True),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(list(mean), list(std)),
     ])
@@ -114,10 +129,11 @@ def _signed(rng: np.random.Generator, magnitude: float, size=None) -> np.ndarray
     return value * rng.choice([-1.0, 1.0], size=size)
 
 
-def stain_shift(image: np.ndarray, rng: np.random.Generator, strength: float = 0.05) -> np.ndarray:
-    """Shift the H, E and D stain densities (skimage rgb2hed/hed2rgb) by a random ±strength."""
+def stain_shift(image: np.ndarray, rng: np.random.Generator, alpha: float = STAIN_ALPHA,
+                beta: float = STAIN_BETA) -> np.ndarray:
+    """Scale the H, E and D stain densities (skimage rgb2hed/hed2rgb) by 1±alpha, shift by ±beta."""
     hed = skcolor.rgb2hed(image)
-    hed = hed * (1 + _signed(rng, strength, 3)) + _signed(rng, strength, 3)
+    hed = hed * (1 + _signed(rng, alpha, 3)) + _signed(rng, beta, 3)
     out = skcolor.hed2rgb(hed)
     return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
 

@@ -34,3 +34,18 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"services test skipped but MARROWFIND_REQUIRE_SERVICES=1: {reason}"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under .ci/run, a run in which no services test ran at all is a failure too."""
+    if not REQUIRE_SERVICES or session.config.option.collectonly:
+        return
+    ran = getattr(session.config, "_mf_services_ran", 0)
+    if ran == 0 and session.testscollected > 0 and exitstatus == 0:
+        print("\nMARROWFIND_REQUIRE_SERVICES=1 but no test marked 'services' ran", flush=True)
+        session.exitstatus = 1
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("services"):
+        item.config._mf_services_ran = getattr(item.config, "_mf_services_ran", 0) + 1

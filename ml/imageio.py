@@ -1,0 +1,496 @@
+"""Loading microscope images from real lab files, safely.
+
+Lab files arrive as JPEG from phone-mounted cameras (often EXIF-rotated), PNG
+exports, and TIFF from microscope cameras (often 16-bit, sometimes 12-bit data
+stored in 16-bit containers). :func:`load_image` turns any of them into one
+thing, an ``H×W×3 uint8 RGB`` array, or raises :class:`ml.errors.ImageLoadError`
+with a stable ``code`` and a sentence lab staff can act on.
+
+Order of checks (cheap and safe first, decoding last):
+
+1. ``empty``: zero bytes.
+2. ``wrong_extension``: the file name's extension is not one of
+   :data:`ALLOWED_EXTENSIONS`, or the content is a different allowed format
+   than the extension says (a PNG named ``.jpg``). Skipped when no file name is
+   known (raw bytes without ``filename=``).
+3. ``not_an_image`` / ``truncated`` / ``unsupported``: the header is read.
+   Content Pillow cannot identify is ``truncated`` when it starts with a
+   JPEG/PNG/TIFF signature (the file was cut short), else ``not_an_image``.
+   Image formats other than JPEG/PNG/TIFF (GIF, BMP, WebP...) are ``unsupported``.
+4. ``too_large`` / ``too_small``: width × height from the *header* is checked
+   against ``max_pixels`` before any pixel is decoded, so a decompression bomb
+   (a small file that claims 100 000 × 100 000 pixels) never allocates memory.
+   Pillow's own ``DecompressionBombError`` is reported as ``too_large`` too.
+5. Decoding: a cut-off file is ``truncated``; anything else Pillow, tifffile or
+   OpenCV cannot decode is ``unsupported``.
+
+Conversions: EXIF orientation is applied (``PIL.ImageOps.exif_transpose`` or
+the same table on NumPy arrays); grayscale, palette and CMYK become RGB;
+transparency is composited on white (the colour of an empty slide under
+bright-field light, so cut-out regions look like background, not like dark
+stain).
+
+High bit depth (16-bit TIFF and PNG, float TIFF): Pillow silently keeps only
+the high byte of 16-bit RGB, which makes 12-bit camera data (max 4095) look
+16× too dark. So these files are decoded at full depth (tifffile, or OpenCV
+for TIFF compressions tifffile needs ``imagecodecs`` for, and for 16-bit colour
+PNG) and scaled to 8 bits by **the smallest bit depth that holds the brightest
+value** (max 4095 → divided by 4095, max 65535 → by 65535, 8-bit data stored in
+16 bits → by 255). One factor for all channels and no offset, so stain colour
+balance is kept; there is no contrast stretch. Floats in [0, 1] are taken as
+is; other floats are divided by their maximum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ml.errors import ImageLoadError
+
+ALLOWED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
+DEFAULT_MAX_PIXELS = 50_000_000  # decompression-bomb limit
+DEFAULT_MIN_SIDE = 16  # 1x1 and other tiny images are rejected
+
+# Which format each allowed extension promises.
+EXTENSION_FORMATS: dict[str, str] = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+# Pillow calls multi-picture JPEGs from phones "MPO"; they are JPEG files.
+_PILLOW_FORMAT_ALIASES = {"MPO": "JPEG"}
+ALLOWED_FORMATS = frozenset(EXTENSION_FORMATS.values())
+
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),  # BigTIFF
+    (b"MM\x00+", "TIFF"),
+)
+
+# EXIF orientation -> NumPy equivalent of the Pillow transpose exif_transpose uses.
+_ORIENTATION_OPS = {
+    2: lambda a: a[:, ::-1],  # FLIP_LEFT_RIGHT
+    3: lambda a: a[::-1, ::-1],  # ROTATE_180
+    4: lambda a: a[::-1],  # FLIP_TOP_BOTTOM
+    5: lambda a: np.swapaxes(a, 0, 1),  # TRANSPOSE
+    6: lambda a: np.rot90(a, -1),  # ROTATE_270 (clockwise)
+    7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],  # TRANSVERSE
+    8: lambda a: np.rot90(a, 1),  # ROTATE_90 (counter-clockwise)
+}
+_EXIF_ORIENTATION_TAG = 0x0112
+_TIFF_BITS_PER_SAMPLE_TAG = 258
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What :func:`inspect_image` learnt about a file.
+
+    ``width``/``height`` are those of the array :func:`load_image` returns
+    (after EXIF rotation); ``format`` is ``JPEG``, ``PNG`` or ``TIFF``;
+    ``mode`` is the source pixel layout (Pillow's name, e.g. ``CMYK``,
+    ``RGBA``, ``I;16``; ``RGB;16`` / ``L;16`` / ``RGBA;16`` for high-bit-depth
+    files decoded at full depth).
+    """
+
+    width: int
+    height: int
+    format: str
+    mode: str
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``: the identity of an uploaded file."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_image(
+    source: str | Path | bytes | BinaryIO,
+    *,
+    filename: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = DEFAULT_MIN_SIDE,
+) -> np.ndarray:
+    """Decode ``source`` into an ``H×W×3 uint8 RGB`` array or raise :class:`ImageLoadError`.
+
+    ``filename`` names the file for the extension check and error messages;
+    it defaults to the path's name (or a file object's ``name``). Raw bytes
+    without a ``filename`` skip the extension check.
+    """
+    return load_image_and_info(source, filename=filename, max_pixels=max_pixels, min_side=min_side)[0]
+
+
+def inspect_image(
+    source: str | Path | bytes | BinaryIO,
+    *,
+    filename: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = DEFAULT_MIN_SIDE,
+) -> ImageInfo:
+    """Run every check of :func:`load_image` (it fully decodes, so truncation is caught) and return metadata."""
+    return load_image_and_info(source, filename=filename, max_pixels=max_pixels, min_side=min_side)[1]
+
+
+def load_image_and_info(
+    source: str | Path | bytes | BinaryIO,
+    *,
+    filename: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = DEFAULT_MIN_SIDE,
+) -> tuple[np.ndarray, ImageInfo]:
+    """:func:`load_image` and :func:`inspect_image` in one decode (for workers that store both)."""
+    data, filename = _read_source(source, filename)
+    if len(data) == 0:
+        raise ImageLoadError("empty", "The file is empty (0 bytes).", filename=filename)
+    expected_format = _check_extension(filename)
+    signature_format = _sniff(data)
+
+    with warnings.catch_warnings():
+        # Our own pixel limit is checked below; Pillow's warning would only be noise.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like
+        image = _open_header(data, filename, signature_format)
+        file_format = _PILLOW_FORMAT_ALIASES.get(image.format or "", image.format or "?")
+        _check_format(file_format, expected_format, filename)
+        width, height = image.size
+        _check_size(width, height, filename, max_pixels=max_pixels, min_side=min_side)
+
+        if file_format == "PNG" and b"IEND" not in data:
+            raise ImageLoadError(
+                "truncated", "The PNG file is cut short (its end marker is missing).", filename=filename
+            )
+        orientation = _exif_orientation(image)
+        if _needs_full_depth(image, data, file_format):
+            array, mode = _decode_full_depth(data, file_format, filename)
+            array = _apply_orientation(array, orientation)
+        else:
+            mode = image.mode
+            array = _decode_with_pillow(image, filename)
+
+    height, width = array.shape[:2]
+    _check_size(width, height, filename, max_pixels=max_pixels, min_side=min_side)
+    return np.ascontiguousarray(array), ImageInfo(width=width, height=height, format=file_format, mode=mode)
+
+
+# --------------------------------------------------------------------------- reading & checks
+
+
+def _read_source(source: str | Path | bytes | BinaryIO, filename: str | None) -> tuple[bytes, str | None]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), filename
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        name = filename or path.name
+        try:
+            return path.read_bytes(), name
+        except FileNotFoundError:
+            raise ImageLoadError("not_found", f"No file at {path}.", filename=name) from None
+        except IsADirectoryError:
+            raise ImageLoadError("not_an_image", f"{path} is a folder, not an image file.", filename=name) from None
+        except OSError as exc:
+            raise ImageLoadError("unreadable", f"The file could not be read: {exc}.", filename=name) from exc
+    if hasattr(source, "read"):
+        name = filename or _basename(getattr(source, "name", None))
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("load_image needs a binary file object (opened with 'rb')")
+        return bytes(data), name
+    raise TypeError(f"load_image cannot read a {type(source).__name__}; pass a path, bytes or a binary file")
+
+
+def _basename(name: object) -> str | None:
+    return Path(name).name if isinstance(name, str) and name else None
+
+
+def _check_extension(filename: str | None) -> str | None:
+    """The format the file name promises, or None when there is no name to check."""
+    if filename is None:
+        return None
+    suffix = Path(filename).suffix.lower()
+    allowed = ", ".join(sorted(ALLOWED_EXTENSIONS))
+    if not suffix:
+        raise ImageLoadError(
+            "wrong_extension", f"The file name has no extension; accepted: {allowed}.", filename=filename
+        )
+    if suffix not in ALLOWED_EXTENSIONS:
+        raise ImageLoadError(
+            "wrong_extension", f"'{suffix}' files are not accepted; accepted: {allowed}.", filename=filename
+        )
+    return EXTENSION_FORMATS[suffix]
+
+
+def _sniff(data: bytes) -> str | None:
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    return None
+
+
+def _open_header(data: bytes, filename: str | None, signature_format: str | None) -> Image.Image:
+    """Read only the header (Pillow decodes lazily), mapping failures to error codes."""
+    try:
+        return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(
+            "too_large", f"The image is far too large to decode safely ({exc}).", filename=filename
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        if signature_format == "TIFF":
+            return _TiffHeaderOnly.from_bytes(data, filename, exc)
+        if signature_format is not None:
+            raise ImageLoadError(
+                "truncated",
+                f"The file starts like a {signature_format} image but is cut short or damaged.",
+                filename=filename,
+            ) from exc
+        raise ImageLoadError(
+            "not_an_image", "The file is not an image (its content is not JPEG, PNG or TIFF).", filename=filename
+        ) from exc
+
+
+class _TiffHeaderOnly:
+    """Header of a TIFF that Pillow cannot open but tifffile can (float, >4 samples, BigTIFF...)."""
+
+    format = "TIFF"
+
+    def __init__(self, size: tuple[int, int]):
+        self.size = size
+        self.mode = "?"
+
+    @classmethod
+    def from_bytes(cls, data: bytes, filename: str | None, pillow_error: Exception) -> _TiffHeaderOnly:
+        import tifffile
+
+        if _tiff_first_ifd_past_end(data):
+            raise ImageLoadError(
+                "truncated", "The TIFF file is cut short (its image directory is missing).", filename=filename
+            ) from pillow_error
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                page = tif.pages.first
+                size = (int(page.imagewidth), int(page.imagelength))
+        except Exception as exc:
+            raise ImageLoadError(
+                "unsupported",
+                f"The file looks like a TIFF but neither Pillow nor tifffile can read it ({exc}).",
+                filename=filename,
+            ) from exc
+        return cls(size)
+
+    def getexif(self) -> dict:
+        return {}
+
+
+def _tiff_first_ifd_past_end(data: bytes) -> bool:
+    if len(data) < 8:
+        return True
+    if data[2:4] in (b"+\x00", b"\x00+"):  # BigTIFF: 8-byte offset at 8
+        if len(data) < 16:
+            return True
+        offset = int.from_bytes(data[8:16], "little" if data[:2] == b"II" else "big")
+    else:
+        offset = int.from_bytes(data[4:8], "little" if data[:2] == b"II" else "big")
+    return offset >= len(data)
+
+
+def _check_format(file_format: str, expected_format: str | None, filename: str | None) -> None:
+    if file_format not in ALLOWED_FORMATS:
+        raise ImageLoadError(
+            "unsupported",
+            f"{file_format} images are not accepted; save the image as JPEG, PNG or TIFF.",
+            filename=filename,
+        )
+    if expected_format is not None and file_format != expected_format:
+        suffix = Path(filename or "").suffix
+        raise ImageLoadError(
+            "wrong_extension",
+            f"The file is a {file_format} image but its name ends in '{suffix}'; "
+            f"rename it with the right extension.",
+            filename=filename,
+        )
+
+
+def _check_size(width: int, height: int, filename: str | None, *, max_pixels: int, min_side: int) -> None:
+    if width * height > max_pixels:
+        raise ImageLoadError(
+            "too_large",
+            f"The image is {width}×{height} = {width * height:,} pixels, above the limit of {max_pixels:,}.",
+            filename=filename,
+        )
+    if min(width, height) < min_side:
+        raise ImageLoadError(
+            "too_small",
+            f"The image is only {width}×{height} pixels; each side must be at least {min_side}.",
+            filename=filename,
+        )
+
+
+def _is_truncation(exc: BaseException) -> bool:
+    message = str(exc).lower()
+    return isinstance(exc, EOFError) or "truncat" in message or "failed to read" in message
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _decode_with_pillow(image: Image.Image, filename: str | None) -> np.ndarray:
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError("too_large", f"The image is too large to decode safely ({exc}).", filename=filename) from exc
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... on damaged data
+        if _is_truncation(exc):
+            raise ImageLoadError(
+                "truncated", f"The {image.format} file is cut short ({exc}).", filename=filename
+            ) from exc
+        raise ImageLoadError(
+            "unsupported", f"The {image.format} file could not be decoded ({exc}).", filename=filename
+        ) from exc
+    return _pillow_to_rgb(image, filename)
+
+
+def _pillow_to_rgb(image: Image.Image, filename: str | None) -> np.ndarray:
+    mode = image.mode
+    if mode == "RGB":
+        return np.asarray(image)
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return _to_rgb_uint8(np.asarray(image))
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    try:
+        return np.asarray(image.convert("RGB"))  # L, 1, P, CMYK, YCbCr, ...
+    except (ValueError, OSError) as exc:
+        raise ImageLoadError(
+            "unsupported", f"Images in the {mode} colour mode cannot be converted to RGB.", filename=filename
+        ) from exc
+
+
+def _exif_orientation(image: Image.Image | _TiffHeaderOnly) -> int:
+    try:
+        return int(image.getexif().get(_EXIF_ORIENTATION_TAG, 1))
+    except Exception:  # unreadable EXIF must not make a good image unreadable
+        return 1
+
+
+def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation to an H×W[×C] array exactly as ``ImageOps.exif_transpose`` does."""
+    operation = _ORIENTATION_OPS.get(orientation)
+    return array if operation is None else operation(array)
+
+
+def _needs_full_depth(image: Image.Image | _TiffHeaderOnly, data: bytes, file_format: str) -> bool:
+    """True for files whose pixels Pillow would cut to 8 bits (or cannot decode at all)."""
+    if isinstance(image, _TiffHeaderOnly):
+        return True
+    if file_format == "TIFF":
+        bits = getattr(image, "tag_v2", {}).get(_TIFF_BITS_PER_SAMPLE_TAG, 8)
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return max(int(b) for b in bits) > 8 or image.mode == "F"
+    if file_format == "PNG" and len(data) >= 26:
+        bit_depth, color_type = data[24], data[25]
+        return bit_depth == 16 and color_type in (2, 6)  # 16-bit RGB / RGBA; 16-bit gray is mode I;16
+    return False
+
+
+def _decode_full_depth(data: bytes, file_format: str, filename: str | None) -> tuple[np.ndarray, str]:
+    array: np.ndarray | None = None
+    first_error: Exception | None = None
+    if file_format == "TIFF":
+        try:
+            array = _decode_tiff_with_tifffile(data)
+        except Exception as exc:  # e.g. LZW needs imagecodecs: OpenCV's libtiff can do it
+            first_error = exc
+    if array is None:
+        array = _decode_with_opencv(data)
+    if array is None:
+        reason = first_error or "OpenCV could not decode it"
+        if first_error is not None and _is_truncation(first_error):
+            raise ImageLoadError("truncated", f"The {file_format} file is cut short ({reason}).", filename=filename)
+        raise ImageLoadError(
+            "unsupported", f"The high-bit-depth {file_format} file could not be decoded ({reason}).", filename=filename
+        )
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise ImageLoadError(
+            "unsupported", f"The {file_format} file holds an array of shape {array.shape}, not an image.", filename=filename
+        )
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    base_mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}.get(channels)
+    if base_mode is None:
+        raise ImageLoadError(
+            "unsupported", f"The {file_format} file has {channels} channels per pixel; expected 1 to 4.", filename=filename
+        )
+    bits = array.dtype.itemsize * 8
+    mode = f"{base_mode};{'F' if array.dtype.kind == 'f' else ''}{bits}"
+    return _to_rgb_uint8(array), mode
+
+
+def _decode_tiff_with_tifffile(data: bytes) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages.first  # the same first directory whose size the header check saw
+        array = page.asarray()
+        axes = page.axes
+        photometric = int(page.photometric)
+    if "S" in axes and axes.index("S") < axes.index("Y"):  # planar (separate) colour planes
+        array = np.moveaxis(array, axes.index("S"), -1)
+    array = np.squeeze(array) if array.ndim > 3 else array
+    if photometric == tifffile.PHOTOMETRIC.MINISWHITE and array.dtype.kind in "ui":
+        array = np.iinfo(array.dtype).max - array
+    elif photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.MINISWHITE):
+        raise ValueError(f"TIFF photometric interpretation {tifffile.PHOTOMETRIC(photometric).name} is not supported")
+    return array
+
+
+def _decode_with_opencv(data: bytes) -> np.ndarray | None:
+    import cv2
+
+    array = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        return None
+    if array.ndim == 3 and array.shape[2] == 3:
+        array = array[..., ::-1]  # BGR -> RGB
+    elif array.ndim == 3 and array.shape[2] == 4:
+        array = array[..., [2, 1, 0, 3]]  # BGRA -> RGBA
+    return array
+
+
+def _to_rgb_uint8(array: np.ndarray) -> np.ndarray:
+    """Scale any-depth gray/gray+alpha/RGB/RGBA to 8-bit RGB (see the module docstring for the rule)."""
+    values = array.astype(np.float64)
+    has_alpha = array.ndim == 3 and array.shape[2] in (2, 4)
+    colour = values[..., :-1] if has_alpha else values
+    scale = _full_scale(colour, array.dtype)
+    colour = np.clip(colour / scale, 0.0, 1.0)
+    if has_alpha:
+        alpha = np.clip(values[..., -1:] / _full_scale(values[..., -1:], array.dtype), 0.0, 1.0)
+        colour = colour * alpha + (1.0 - alpha)  # composite on white
+    if colour.ndim == 2:
+        colour = colour[..., None]
+    if colour.shape[2] == 1:
+        colour = np.repeat(colour, 3, axis=2)
+    return np.rint(colour * 255.0).astype(np.uint8)
+
+
+def _full_scale(values: np.ndarray, dtype: np.dtype) -> float:
+    """The value that maps to 255: 2**bits - 1 for the smallest bit depth holding the maximum."""
+    peak = float(values.max()) if values.size else 0.0
+    if np.dtype(dtype).kind == "f":
+        return 1.0 if peak <= 1.0 else peak
+    bits = min(max(int(peak).bit_length(), 8), np.dtype(dtype).itemsize * 8)
+    return float(2**bits - 1)

@@ -1,0 +1,536 @@
+"""Watershed segmentation and counting of cells in stained microscope images.
+
+Two modes, both pure functions of (image, params) with no hidden state:
+
+* ``"smear"``: Giemsa/Wright-stained blood or marrow smears. White cells are
+  found from their purple nuclei (blue much stronger than green), red cells from
+  the remaining stained foreground (pale pink discs, central pallor filled), and
+  touching cells are split with a distance transform, ``peak_local_max`` and a
+  marker ``watershed``.
+* ``"tissue"``: H&E bone-marrow sections. Nuclei are found on the haematoxylin
+  channel of a colour deconvolution (``skimage.color.rgb2hed``) and split the
+  same way; every nucleus counts as one cell.
+
+Why a working scale: every size rule is written in micrometres and the image is
+resampled so that a reference cell (a 7.5 µm red cell, or a nucleus in tissue
+mode) is about ``working_radius_px`` pixels in radius. That keeps the rules the
+same for a 224-pixel crop and a 640×480 camera frame, and keeps a frame under a
+few tenths of a second on one core. The labels are mapped back to the input size.
+
+When ``pixels_per_micron`` is None the scale is estimated from the image itself
+(the typical radius of the stained objects, read off distance-transform peaks),
+assuming red cells of ``rbc_diameter_um`` (smear) or nuclei of
+``nucleus_diameter_um`` (tissue). Pass the real scale of your microscope when you
+know it: areas in µm² are only as right as that number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import color, measure, morphology
+from skimage.feature import peak_local_max
+from skimage.filters import threshold_otsu
+from skimage.segmentation import watershed
+
+MODES = ("smear", "tissue")
+SMEAR_KINDS = ("wbc", "rbc", "platelet")
+TISSUE_KIND = "nucleus"
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    """Every knob of :func:`segment`. Sizes are in micrometres and scale with the image.
+
+    The defaults were tuned on ``cbc/Training`` and ``cbc/Validation`` (smear) and on
+    the ``mbm`` images of slides 0001 and 0002 (tissue) with ``bench/counting.py``.
+    """
+
+    pixels_per_micron: float | None = None  # None = estimate from the image (see module doc)
+    mode: str = "smear"  # "smear" (Giemsa/Wright) or "tissue" (H&E nuclei)
+
+    # --- scale -----------------------------------------------------------------------
+    rbc_diameter_um: float = 7.5  # reference red-cell size, smear mode
+    nucleus_diameter_um: float = 7.0  # reference nucleus size, tissue mode
+    working_radius_px: float = 14.0  # the reference cell's radius after resampling (never upsampled)
+
+    # --- smear: foreground and nuclei ------------------------------------------------
+    min_foreground_contrast: float = 0.04  # below this (0..1 green) the frame holds no cells
+    nucleus_score_min: float = 0.20  # (blue - green) in 0..1 that a nucleus pixel must exceed
+    nucleus_merge_um: float = 1.5  # nuclear lobes closer than this are one white cell
+    min_wbc_nucleus_um2: float = 14.0  # purple groups smaller than this are platelets
+    min_platelet_um2: float = 0.8  # purple specks smaller than this are noise
+    wbc_cell_radius_factor: float = 1.9  # a white cell reaches at most this × its nucleus radius
+
+    # --- splitting touching cells ----------------------------------------------------
+    peak_min_distance_um: float = 2.6  # two cell centres are at least this far apart
+    peak_min_height: float = 0.35  # a centre lies this deep inside (× reference radius)
+    min_rbc_um2: float = 9.0  # red-cell pieces smaller than this are not counted
+
+    # --- tissue ----------------------------------------------------------------------
+    tissue_min_nucleus_um2: float = 6.0
+    tissue_peak_min_distance_um: float = 2.8
+
+
+@dataclass
+class Cell:
+    """One segmented cell (or nucleus in tissue mode), in input-image pixels."""
+
+    index: int  # 1-based, the number drawn on the overlay and the value in ``labels``
+    kind: str  # "wbc", "rbc", "platelet" or "nucleus"
+    bbox: tuple[int, int, int, int]  # (min_row, min_col, max_row, max_col), max exclusive
+    centroid: tuple[float, float]  # (row, col)
+    area_px: int
+    area_um2: float
+    nc_ratio: float | None  # nucleus area / cell area, white cells only
+    circularity: float  # 4πA/P², 1 for a disc
+    blast_probability: float | None = None
+    is_blast: bool | None = None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["bbox"] = list(self.bbox)
+        data["centroid"] = [round(self.centroid[0], 2), round(self.centroid[1], 2)]
+        data["area_um2"] = round(self.area_um2, 2)
+        data["circularity"] = round(self.circularity, 4)
+        if self.nc_ratio is not None:
+            data["nc_ratio"] = round(self.nc_ratio, 4)
+        return data
+
+
+@dataclass
+class SegmentationResult:
+    """Cells, their label image and the per-type counts of one image."""
+
+    cells: list[Cell]
+    labels: np.ndarray  # H×W int32, 0 = background, i = the cell with index i
+    counts: dict[str, int]
+    blasts: int | None = None  # None = not determined (no cell-level model was run)
+    mode: str = "smear"
+    pixels_per_micron: float | None = None  # the scale used (given or estimated)
+    scale_estimated: bool = False
+    nucleus_mask: np.ndarray | None = field(default=None, repr=False)  # H×W bool, smear WBC nuclei
+
+    @property
+    def blast_percent(self) -> float | None:
+        """Blasts as a percentage of white cells; None when not determined or no white cells."""
+        wbc = self.counts.get("wbc", 0)
+        if self.blasts is None or wbc == 0:
+            return None
+        return 100.0 * self.blasts / wbc
+
+    def to_dict(self, *, cells: bool = True) -> dict:
+        """JSON-friendly summary without the arrays."""
+        data: dict = {
+            "mode": self.mode,
+            "counts": dict(self.counts),
+            "blasts": self.blasts,
+            "blast_percent": None if self.blast_percent is None else round(self.blast_percent, 2),
+            "pixels_per_micron": None if self.pixels_per_micron is None else round(self.pixels_per_micron, 4),
+            "scale_estimated": self.scale_estimated,
+        }
+        if cells:
+            data["cells"] = [cell.to_dict() for cell in self.cells]
+        return data
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an H×W×3 RGB array, got shape {getattr(image, 'shape', None)}")
+    if image.shape[0] < 8 or image.shape[1] < 8:
+        raise ValueError(f"image too small to segment: {image.shape[1]}×{image.shape[0]}")
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return image
+
+
+def _disk(radius: float) -> np.ndarray:
+    return morphology.disk(max(1, int(round(radius))))
+
+
+def _typical_radius(mask: np.ndarray) -> float | None:
+    """Median depth of the distance-transform peaks of ``mask``: the radius of a typical object.
+
+    Touching objects keep one deep point each, so this reads the size of single
+    cells even where they clump; holes are filled first so a red cell's pale centre
+    does not halve its radius.
+    """
+    filled = ndi.binary_fill_holes(mask)
+    if filled.sum() < 20:
+        return None
+    dist = ndi.distance_transform_edt(filled)
+    peaks = peak_local_max(dist, min_distance=3, threshold_abs=2.0, exclude_border=False)
+    if len(peaks) == 0:
+        return None
+    return float(np.median(dist[peaks[:, 0], peaks[:, 1]]))
+
+
+def _resize(image: np.ndarray, scale: float) -> np.ndarray:
+    if abs(scale - 1.0) < 1e-3:
+        return image
+    h, w = image.shape[:2]
+    size = (max(8, int(round(w * scale))), max(8, int(round(h * scale))))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def _green_foreground(rgb: np.ndarray, min_contrast: float) -> np.ndarray:
+    """Stained objects are darker in green than the pale background (Otsu on green)."""
+    green = cv2.GaussianBlur(rgb[..., 1], (0, 0), 1.0).astype(np.float32) / 255.0
+    if float(green.max() - green.min()) < min_contrast:
+        return np.zeros(green.shape, bool)
+    threshold = threshold_otsu(green)
+    background = float(np.median(green[green > threshold])) if (green > threshold).any() else 1.0
+    if background - threshold < min_contrast:
+        return np.zeros(green.shape, bool)
+    return green < threshold
+
+
+def _nucleus_score(rgb: np.ndarray) -> np.ndarray:
+    """Blue minus green in 0..1: high for Giemsa/Wright nuclei and platelets, low elsewhere."""
+    f = rgb.astype(np.float32) / 255.0
+    return cv2.GaussianBlur(f[..., 2] - f[..., 1], (0, 0), 1.0)
+
+
+def _estimate_pixels_per_micron(rgb: np.ndarray, params: SegmentParams) -> float | None:
+    if params.mode == "smear":
+        mask = _green_foreground(rgb, params.min_foreground_contrast)
+        diameter_um = params.rbc_diameter_um
+    else:
+        mask = _haematoxylin_mask(rgb)
+        diameter_um = params.nucleus_diameter_um
+    radius = _typical_radius(mask)
+    if radius is None:
+        return None
+    return 2.0 * radius / diameter_um
+
+
+def _split_touching(
+    mask: np.ndarray, markers_out: np.ndarray | None, min_distance: float, min_height: float
+) -> np.ndarray:
+    """Seeds for the watershed: distance-transform peaks of ``mask``, one per cell.
+
+    ``markers_out`` marks where seeds are not wanted (inside white cells); peaks
+    there are dropped. Returns an int32 marker image numbered from 1.
+    """
+    dist = ndi.distance_transform_edt(mask)
+    dist = cv2.GaussianBlur(dist.astype(np.float32), (0, 0), 1.0)
+    components = measure.label(mask)
+    peaks = peak_local_max(
+        dist,
+        min_distance=max(1, int(round(min_distance))),
+        threshold_abs=min_height,
+        labels=components,
+        exclude_border=False,
+    )
+    markers = np.zeros(mask.shape, np.int32)
+    n = 0
+    for r, c in peaks:
+        if markers_out is not None and markers_out[r, c]:
+            continue
+        n += 1
+        markers[r, c] = n
+    return markers
+
+
+def _shape_stats(region_mask: np.ndarray) -> tuple[float, float]:
+    """(area, circularity 4πA/P²) of one binary region, in working pixels."""
+    area = float(region_mask.sum())
+    perimeter = measure.perimeter(region_mask, neighborhood=8)
+    if perimeter <= 0:
+        return area, 0.0
+    return area, float(min(1.0, 4.0 * math.pi * area / perimeter**2))
+
+
+def _cells_from_labels(
+    work_labels: np.ndarray,
+    kinds: dict[int, str],
+    out_shape: tuple[int, int],
+    scale: float,
+    pixels_per_micron: float | None,
+    nucleus_work: np.ndarray | None,
+) -> tuple[list[Cell], np.ndarray]:
+    """Renumber regions 1..N in reading order, map them to input size, measure each."""
+    h, w = out_shape
+    if work_labels.shape != out_shape:
+        full = cv2.resize(work_labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
+    else:
+        full = work_labels.astype(np.int32)
+    present = [lab for lab in np.unique(full) if lab != 0 and lab in kinds]
+    objects = ndi.find_objects(full)
+    order = sorted(present, key=lambda lab: (objects[lab - 1][0].start, objects[lab - 1][1].start))
+    remap = np.zeros(int(full.max()) + 1, np.int32)
+    for new, old in enumerate(order, start=1):
+        remap[old] = new
+    labels = remap[full]
+    areas = np.bincount(labels.ravel(), minlength=len(order) + 1)
+    centroids = ndi.center_of_mass(np.ones_like(labels), labels, range(1, len(order) + 1)) if order else []
+    work_objects = ndi.find_objects(work_labels.astype(np.int32))
+    px_per_um2 = (pixels_per_micron**2) if pixels_per_micron else None
+    cells: list[Cell] = []
+    for new, old in enumerate(order, start=1):
+        rows, cols = objects[old - 1]
+        wsl = work_objects[old - 1]
+        region = work_labels[wsl] == old
+        _, circ = _shape_stats(region)
+        nc_ratio = None
+        if kinds[old] == "wbc" and nucleus_work is not None:
+            nc_ratio = float((nucleus_work[wsl] & region).sum() / max(1, region.sum()))
+        area_px = int(areas[new])
+        cells.append(
+            Cell(
+                index=new,
+                kind=kinds[old],
+                bbox=(rows.start, cols.start, rows.stop, cols.stop),
+                centroid=(float(centroids[new - 1][0]), float(centroids[new - 1][1])),
+                area_px=area_px,
+                area_um2=float(area_px / px_per_um2) if px_per_um2 else float("nan"),
+                nc_ratio=nc_ratio,
+                circularity=circ,
+            )
+        )
+    return cells, labels
+
+
+# ----------------------------------------------------------------------------------------
+# smear mode
+
+
+def _segment_smear(rgb: np.ndarray, p: SegmentParams, px_per_um: float) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
+    """Work-scale labels, their kinds and the white-cell nucleus mask."""
+    um2 = px_per_um**2
+    ref_radius = 0.5 * p.rbc_diameter_um * px_per_um
+
+    foreground = _green_foreground(rgb, p.min_foreground_contrast)
+    score = _nucleus_score(rgb)
+    purple = score > p.nucleus_score_min
+    purple = morphology.remove_small_objects(purple, max(1, int(p.min_platelet_um2 * um2)))
+
+    # Nuclear lobes of one white cell lie close together: merge them by dilation,
+    # then call each group a white cell (big) or a platelet (small).
+    merged = cv2.dilate(purple.astype(np.uint8), _disk(0.5 * p.nucleus_merge_um * px_per_um)) > 0
+    groups = measure.label(merged)
+    group_of_purple = np.where(purple, groups, 0)
+    group_area = np.bincount(group_of_purple.ravel(), minlength=groups.max() + 1)
+    wbc_groups = [g for g in range(1, groups.max() + 1) if group_area[g] >= p.min_wbc_nucleus_um2 * um2]
+    platelet_groups = [
+        g for g in range(1, groups.max() + 1) if 0 < group_area[g] < p.min_wbc_nucleus_um2 * um2
+    ]
+    is_wbc_group = np.zeros(groups.max() + 1, bool)
+    is_wbc_group[wbc_groups] = True
+    wbc_nuclei = is_wbc_group[group_of_purple] & purple
+
+    # Foreground with red-cell pallor filled; holes bigger than half a red cell are
+    # gaps between clumped cells and stay open.
+    cells_mask = foreground | purple
+    cells_mask = morphology.remove_small_holes(cells_mask, int(0.5 * math.pi * ref_radius**2))
+    cells_mask = cv2.morphologyEx(cells_mask.astype(np.uint8), cv2.MORPH_OPEN, _disk(0.1 * ref_radius)) > 0
+    cells_mask |= purple
+
+    # Where a white cell may reach: its nucleus group grown by the cell/nucleus radius ratio.
+    markers = np.zeros(rgb.shape[:2], np.int32)
+    kinds: dict[int, str] = {}
+    wbc_zone = np.zeros(rgb.shape[:2], bool)
+    next_label = 1
+    for g in wbc_groups:
+        nucleus = (group_of_purple == g) & purple
+        radius = math.sqrt(nucleus.sum() / math.pi)
+        reach = _disk((p.wbc_cell_radius_factor - 1.0) * radius + 0.5 * p.nucleus_merge_um * px_per_um)
+        zone = cv2.dilate(nucleus.astype(np.uint8), reach) > 0
+        wbc_zone |= zone
+        markers[nucleus] = next_label
+        kinds[next_label] = "wbc"
+        next_label += 1
+    for g in platelet_groups:
+        speck = (group_of_purple == g) & purple
+        if wbc_zone[speck].any():
+            continue  # a stray speck next to a white cell's nucleus belongs to that cell
+        markers[speck] = next_label
+        kinds[next_label] = "platelet"
+        next_label += 1
+
+    # Red cells: one seed per distance-transform peak outside white cells and platelets.
+    purple_zone = cv2.dilate(purple.astype(np.uint8), _disk(0.3 * ref_radius)) > 0
+    rbc_seeds = _split_touching(
+        cells_mask,
+        wbc_zone | purple_zone,
+        p.peak_min_distance_um * px_per_um,
+        p.peak_min_height * ref_radius,
+    )
+    seed_mask = rbc_seeds > 0
+    markers[seed_mask] = rbc_seeds[seed_mask] + next_label - 1
+    for lab in np.unique(rbc_seeds[seed_mask]):
+        kinds[int(lab) + next_label - 1] = "rbc"
+
+    dist = ndi.distance_transform_edt(cells_mask)
+    labels = watershed(-dist, markers, mask=cells_mask)
+
+    # White cells stop at their reach; platelets keep only their purple speck and a rim.
+    for lab, kind in list(kinds.items()):
+        if kind == "wbc":
+            zone = cv2.dilate((markers == lab).astype(np.uint8), _disk((p.wbc_cell_radius_factor - 1.0) * math.sqrt((markers == lab).sum() / math.pi) + 0.5 * p.nucleus_merge_um * px_per_um)) > 0
+            labels[(labels == lab) & ~zone] = 0
+        elif kind == "platelet":
+            keep = cv2.dilate((markers == lab).astype(np.uint8), _disk(0.1 * ref_radius)) > 0
+            labels[(labels == lab) & ~keep] = 0
+
+    # Drop red-cell fragments too small to count.
+    areas = np.bincount(labels.ravel(), minlength=max(kinds, default=0) + 1)
+    for lab, kind in list(kinds.items()):
+        if kind == "rbc" and areas[lab] < p.min_rbc_um2 * um2:
+            labels[labels == lab] = 0
+            del kinds[lab]
+        elif areas[lab] == 0:
+            del kinds[lab]
+    return labels.astype(np.int32), kinds, wbc_nuclei
+
+
+# ----------------------------------------------------------------------------------------
+# tissue mode
+
+
+def _haematoxylin(rgb: np.ndarray) -> np.ndarray:
+    hed = color.rgb2hed(rgb)
+    return cv2.GaussianBlur(hed[..., 0].astype(np.float32), (0, 0), 1.0)
+
+
+def _haematoxylin_mask(rgb: np.ndarray) -> np.ndarray:
+    h = _haematoxylin(rgb)
+    if float(h.max() - h.min()) < 1e-3:
+        return np.zeros(h.shape, bool)
+    return h > threshold_otsu(h)
+
+
+def _segment_tissue(rgb: np.ndarray, p: SegmentParams, px_per_um: float) -> tuple[np.ndarray, dict[int, str]]:
+    um2 = px_per_um**2
+    ref_radius = 0.5 * p.nucleus_diameter_um * px_per_um
+    mask = _haematoxylin_mask(rgb)
+    mask = morphology.remove_small_holes(mask, int(0.6 * math.pi * ref_radius**2))
+    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, _disk(0.15 * ref_radius)) > 0
+    seeds = _split_touching(mask, None, p.tissue_peak_min_distance_um * px_per_um, p.peak_min_height * ref_radius)
+    dist = ndi.distance_transform_edt(mask)
+    labels = watershed(-dist, seeds, mask=mask)
+    areas = np.bincount(labels.ravel())
+    kinds: dict[int, str] = {}
+    for lab in range(1, labels.max() + 1):
+        if areas[lab] >= p.tissue_min_nucleus_um2 * um2:
+            kinds[lab] = TISSUE_KIND
+        elif areas[lab] > 0:
+            labels[labels == lab] = 0
+    return labels.astype(np.int32), kinds
+
+
+# ----------------------------------------------------------------------------------------
+# public API
+
+
+def segment(image: np.ndarray, params: SegmentParams = SegmentParams()) -> SegmentationResult:
+    """Segment and count the cells of one RGB image (see the module doc for the method).
+
+    ``result.blasts`` is always None here: telling a blast from a normal white cell
+    needs a cell-level model, see :func:`classify_blasts`.
+    """
+    if params.mode not in MODES:
+        raise ValueError(f"unknown segmentation mode {params.mode!r}; expected one of {MODES}")
+    rgb = _check_image(image)
+    h, w = rgb.shape[:2]
+
+    estimated = params.pixels_per_micron is None
+    px_per_um = params.pixels_per_micron if not estimated else _estimate_pixels_per_micron(rgb, params)
+    if px_per_um is not None and px_per_um <= 0:
+        raise ValueError("pixels_per_micron must be positive")
+    empty_counts = {TISSUE_KIND: 0} if params.mode == "tissue" else {k: 0 for k in SMEAR_KINDS}
+    if px_per_um is None:  # nothing stained to measure: an empty field
+        return SegmentationResult(
+            cells=[], labels=np.zeros((h, w), np.int32), counts=empty_counts, blasts=None,
+            mode=params.mode, pixels_per_micron=None, scale_estimated=True,
+        )
+
+    ref_diameter = params.rbc_diameter_um if params.mode == "smear" else params.nucleus_diameter_um
+    ref_radius_px = 0.5 * ref_diameter * px_per_um
+    scale = min(1.0, params.working_radius_px / ref_radius_px)
+    work = _resize(rgb, scale)
+    scale_y, scale_x = work.shape[0] / h, work.shape[1] / w
+    work_px_per_um = px_per_um * math.sqrt(scale_y * scale_x)
+
+    nucleus_work = None
+    if params.mode == "smear":
+        work_labels, kinds, nucleus_work = _segment_smear(work, params, work_px_per_um)
+    else:
+        work_labels, kinds = _segment_tissue(work, params, work_px_per_um)
+
+    cells, labels = _cells_from_labels(work_labels, kinds, (h, w), scale, px_per_um, nucleus_work)
+    counts = dict(empty_counts)
+    for cell in cells:
+        counts[cell.kind] = counts.get(cell.kind, 0) + 1
+    nucleus_mask = None
+    if nucleus_work is not None:
+        nucleus_mask = (
+            cv2.resize(nucleus_work.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+            if nucleus_work.shape != (h, w)
+            else nucleus_work
+        )
+    return SegmentationResult(
+        cells=cells, labels=labels, counts=counts, blasts=None, mode=params.mode,
+        pixels_per_micron=float(px_per_um), scale_estimated=estimated, nucleus_mask=nucleus_mask,
+    )
+
+
+def crop_cells(image: np.ndarray, result: SegmentationResult, kind: str = "wbc", pad: int = 8) -> list[np.ndarray]:
+    """RGB crops (bbox grown by ``pad``, clipped to the image) of every cell of ``kind``, in index order."""
+    h, w = image.shape[:2]
+    crops = []
+    for cell in result.cells:
+        if cell.kind != kind:
+            continue
+        r0, c0, r1, c1 = cell.bbox
+        crops.append(np.ascontiguousarray(image[max(0, r0 - pad) : min(h, r1 + pad), max(0, c0 - pad) : min(w, c1 + pad)]))
+    return crops
+
+
+def classify_blasts(
+    image: np.ndarray,
+    result: SegmentationResult,
+    predict_proba: Callable[[list[np.ndarray]], np.ndarray],
+    threshold: float = 0.5,
+) -> SegmentationResult:
+    """Label every white cell blast or not with a cell-level model; returns a new result.
+
+    ``predict_proba`` takes the white-cell crops and returns an (N, 2) array of
+    ``[not_blast, blast]`` probabilities (``Predictor.predict_proba`` of a
+    ``task="cell"`` checkpoint fits). With the model run, ``blasts`` is a count
+    (0 is then a real finding); the input result is left untouched.
+    """
+    crops = crop_cells(image, result, kind="wbc")
+    wbc_cells = [cell for cell in result.cells if cell.kind == "wbc"]
+    if crops:
+        proba = np.asarray(predict_proba(crops), dtype=np.float64)
+        if proba.shape != (len(crops), 2):
+            raise ValueError(f"predict_proba returned shape {proba.shape}, expected ({len(crops)}, 2)")
+        blast_p = proba[:, 1]
+    else:
+        blast_p = np.zeros(0)
+    updated: dict[int, Cell] = {
+        cell.index: replace(cell, blast_probability=float(p_), is_blast=bool(p_ >= threshold))
+        for cell, p_ in zip(wbc_cells, blast_p)
+    }
+    cells = [updated.get(cell.index, cell) for cell in result.cells]
+    return replace(result, cells=cells, blasts=int(sum(bool(p_ >= threshold) for p_ in blast_p)))
+
+
+def count_summary(results: Sequence[SegmentationResult]) -> dict[str, int | None]:
+    """Counts summed over several images (one case); blasts stay None if any image lacks them."""
+    total: dict[str, int | None] = {}
+    for res in results:
+        for key, value in res.counts.items():
+            total[key] = int(total.get(key) or 0) + value
+    total["blasts"] = None if any(r.blasts is None for r in results) or not results else sum(r.blasts or 0 for r in results)
+    return total

@@ -1,0 +1,711 @@
+"""Training loop for Marrow-Find classifiers: honest splits, augmentation, balance, early stopping.
+
+``train(TrainConfig(...))`` is what ``python -m ml train`` runs:
+
+1. index the data (:mod:`ml.datasets`) and split it *by patient* (C-NMC) or into *contiguous
+   blocks of file numbers* (Taleqani), because neighbouring Taleqani images come from one slide
+   and a random split lets the model recognise the slide instead of the disease;
+2. build the model (:func:`ml.models.build_model`), with the ALL-vs-normal head trained jointly
+   when the classes map onto it (``SUBTYPE_BINARY_MAP``);
+3. train with stain/colour augmentation (:mod:`ml.augment`), the chosen class-balance remedy,
+   autocast (bf16 on CPUs that do it natively, fp16/bf16 on CUDA), and early stopping on the
+   validation Cohen's kappa (kappa, unlike accuracy, is not flattered by the majority class);
+4. save the best epoch as a checkpoint whose card holds the split (file lists), the data summary,
+   the per-epoch history and the validation metrics; a ``.state.pt`` file beside it allows
+   ``--resume``.
+
+:func:`train_cell_model` trains the blast-or-not cell model from segmented white-cell crops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, WeightedRandomSampler
+
+from ml.augment import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from ml.datasets import (
+    DatasetIndex,
+    LabelledImages,
+    Split,
+    samples_to_dataset,
+    scan_dataset,
+    split_dataset,
+)
+from ml.errors import CheckpointError, DatasetError
+from ml.labels import CELL_CLASSES, SUBTYPE_BINARY_MAP, SUBTYPES
+
+BALANCES = ("none", "weights", "sampler", "gan")
+BINARY_LOSS_WEIGHT = 0.5  # the subtype head is the main task; the ALL-vs-normal head rides along
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (stored in the card, so a run can be repeated)."""
+
+    data: Path | None = None
+    out: Path = Path("model.pt")
+    layout: str = "imagefolder"
+    task: str = "image"
+    arch: str = "efficientnet_lite0"
+    split: str = "auto"
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    img_size: int | None = None
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    balance: str = "weights"
+    gan_model: Path | None = None
+    weights: str | None = "imagenet"
+    binary_head: bool = True
+    seed: int = 0
+    resume: Path | None = None
+    patience: int = 5
+    workers: int = 0
+    limit_per_class: int | None = None
+    curve: Path | None = None
+    device: str | None = None
+    precision: str = "auto"
+    progress: bool = True
+    demo: bool = False
+    class_names: list[str] | None = None
+    time_budget_s: float | None = None
+    stain_jitter: bool = True
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainConfig:
+        weights = None if str(args.weights).lower() in ("none", "") else args.weights
+        return cls(
+            data=args.data, out=args.out, layout=args.layout, task=args.task, arch=args.arch,
+            split=args.split, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+            img_size=args.img_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+            weight_decay=args.weight_decay, balance=args.balance, gan_model=args.gan_model,
+            weights=weights, binary_head=not args.no_binary_head, seed=args.seed,
+            resume=args.resume, patience=args.patience, workers=args.workers,
+            limit_per_class=args.limit_per_class, curve=args.curve, device=args.device,
+            precision=args.precision, progress=not args.quiet,
+        )
+
+    def to_card(self) -> dict:
+        """JSON-friendly copy (paths as strings) for ``card.training['config']``."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    sha256: str
+    metrics: dict
+    history: list[dict]
+    best_epoch: int
+    stopped_early: bool
+    split_sizes: dict[str, int]
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {
+            "checkpoint": str(self.checkpoint),
+            "sha256": self.sha256,
+            "best_epoch": self.best_epoch,
+            "epochs_run": len(self.history),
+            "stopped_early": self.stopped_early,
+            "split_sizes": self.split_sizes,
+            "val_metrics": {k: v for k, v in self.metrics.items() if not isinstance(v, (dict, list))},
+            **self.extra,
+        }
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def state_path_for(checkpoint: Path) -> Path:
+    """Where the resumable optimiser state of ``checkpoint`` lives (``model.pt`` -> ``model.state.pt``)."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".state.pt")
+
+
+# --------------------------------------------------------------------------- core loop
+
+def _binary_targets(labels: torch.Tensor, class_names: Sequence[str],
+                    binary_map: dict[str, int]) -> torch.Tensor:
+    lookup = torch.tensor([binary_map[name] for name in class_names], device=labels.device)
+    return lookup[labels]
+
+
+def _lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the base rate."""
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def predict_loader(model: nn.Module, loader: DataLoader, device: torch.device,
+                   dtype: torch.dtype | None, *, progress: bool = False,
+                   desc: str = "eval") -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(main-head probabilities (N, K), binary-head P(ALL) (N,) or None, labels (N,))."""
+    from tqdm.auto import tqdm
+
+    from ml.device import autocast
+
+    model.eval()
+    probs, binary, labels = [], [], []
+    for images, target in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with autocast(device, dtype):
+            logits, binary_logits = model.forward_both(images)
+        probs.append(torch.softmax(logits.float(), dim=1).cpu())
+        if binary_logits is not None:
+            binary.append(torch.softmax(binary_logits.float(), dim=1)[:, 1].cpu())
+        labels.append(target)
+    prob_arr = torch.cat(probs).numpy()
+    binary_arr = torch.cat(binary).numpy() if binary else None
+    return prob_arr, binary_arr, torch.cat(labels).numpy()
+
+
+def _class_weights(labels: Sequence[int], n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights, normalised to mean 1 (so the loss scale does not move)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
+    return torch.tensor(weights / weights[weights > 0].mean(), dtype=torch.float32)
+
+
+def fit(
+    model: nn.Module,
+    train_ds: LabelledImages,
+    val_ds: LabelledImages,
+    config: TrainConfig,
+    *,
+    class_names: Sequence[str],
+    binary_map: dict[str, int] | None,
+    pretrained: bool,
+    resume_state: dict | None = None,
+    state_path: Path | None = None,
+    extra_state: dict | None = None,
+) -> dict:
+    """Train ``model`` in place; returns {best_state, history, best_epoch, stopped_early, val}.
+
+    The best epoch (highest validation kappa, ties broken by lower validation loss) is the one
+    kept. After every epoch the full state is written to ``state_path`` for ``--resume``.
+    """
+    from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
+    from tqdm.auto import tqdm
+
+    from ml.device import autocast, precision_name, resolve_precision, select_device
+
+    generator = seed_everything(config.seed)
+    device = select_device(config.device)
+    dtype = resolve_precision(device, config.precision)
+    model.to(device).to(memory_format=torch.channels_last)
+    n_classes = len(class_names)
+
+    sampler = None
+    loss_weights = None
+    if config.balance == "sampler":
+        class_w = _class_weights(train_ds.labels, n_classes).numpy()
+        sample_w = torch.tensor([class_w[y] for y in train_ds.labels], dtype=torch.double)
+        sampler = WeightedRandomSampler(sample_w, num_samples=len(train_ds), replacement=True,
+                                        generator=generator)
+    elif config.balance == "weights":
+        loss_weights = _class_weights(train_ds.labels, n_classes).to(device)
+    criterion = nn.CrossEntropyLoss(weight=loss_weights)
+    binary_criterion = nn.CrossEntropyLoss()
+
+    loader_kw: dict = {"num_workers": config.workers, "persistent_workers": config.workers > 0,
+                       "pin_memory": device.type == "cuda"}
+    train_loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=sampler is None,
+                              sampler=sampler, drop_last=len(train_ds) > config.batch_size,
+                              generator=generator, **loader_kw)
+    val_loader = DataLoader(val_ds, batch_size=config.batch_size * 2, shuffle=False, **loader_kw)
+
+    backbone = list(model.features.parameters())
+    backbone_ids = {id(p) for p in backbone}
+    heads = [p for p in model.parameters() if id(p) not in backbone_ids]
+    backbone_lr = config.lr * (0.1 if pretrained else 1.0)  # keep ImageNet features, move heads fast
+    optimizer = torch.optim.AdamW(
+        [{"params": backbone, "base_lr": backbone_lr}, {"params": heads, "base_lr": config.lr}],
+        lr=config.lr, weight_decay=config.weight_decay,
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and dtype == torch.float16)
+
+    steps_per_epoch = max(1, len(train_loader))
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = min(steps_per_epoch, 100)
+    history: list[dict] = []
+    best = {"kappa": -math.inf, "val_loss": math.inf, "epoch": 0, "state": None}
+    start_epoch, step, bad_epochs = 0, 0, 0
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        optimizer.load_state_dict(resume_state["optimizer"])
+        history = list(resume_state["history"])
+        start_epoch = int(resume_state["epoch"])
+        step = int(resume_state["step"])
+        bad_epochs = int(resume_state["bad_epochs"])
+        best = {"kappa": float(resume_state["best_kappa"]), "val_loss": float(resume_state["best_val_loss"]),
+                "epoch": int(resume_state["best_epoch"]), "state": resume_state["best_state"]}
+        for group, base in zip(optimizer.param_groups, (backbone_lr, config.lr)):
+            group["base_lr"] = base
+
+    started = time.monotonic()
+    stopped_early = False
+    say = (lambda msg: print(msg, file=sys.stderr)) if config.progress else (lambda msg: None)
+    say(f"training {config.arch} on {device} ({precision_name(dtype)}), {len(train_ds)} train / "
+        f"{len(val_ds)} val images, {config.epochs} epochs")
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        running, seen = 0.0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                   disable=not config.progress)
+        for images, labels in bar:
+            factor = _lr_factor(step, total_steps, warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
+            images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            labels = labels.to(device, non_blocking=True)
+            with autocast(device, dtype):
+                logits, binary_logits = model.forward_both(images)
+                loss = criterion(logits.float(), labels)
+                if binary_logits is not None and binary_map:
+                    loss = loss + BINARY_LOSS_WEIGHT * binary_criterion(
+                        binary_logits.float(), _binary_targets(labels, class_names, binary_map))
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            running += float(loss.detach()) * len(labels)
+            seen += len(labels)
+            bar.set_postfix(loss=f"{running / max(seen, 1):.4f}")
+        train_loss = running / max(seen, 1)
+
+        probs, _, y_val = predict_loader(model, val_loader, device, dtype, progress=config.progress,
+                                         desc="validate")
+        y_pred = probs.argmax(1)
+        val_loss = float(nn.functional.nll_loss(
+            torch.log(torch.from_numpy(probs).clamp_min(1e-8)), torch.from_numpy(y_val).long()))
+        kappa = float(cohen_kappa_score(y_val, y_pred)) if len(set(y_val) | set(y_pred)) > 1 else 0.0
+        kappa = 0.0 if math.isnan(kappa) else kappa
+        record = {
+            "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
+            "val_accuracy": float(accuracy_score(y_val, y_pred)), "val_kappa": kappa,
+            "val_f1_weighted": float(f1_score(y_val, y_pred, average="weighted", zero_division=0)),
+            "lr": optimizer.param_groups[-1]["lr"], "elapsed_s": round(time.monotonic() - started, 2),
+        }
+        history.append(record)
+        improved = kappa > best["kappa"] + 1e-6 or (
+            abs(kappa - best["kappa"]) <= 1e-6 and val_loss < best["val_loss"])
+        if improved:
+            best = {"kappa": kappa, "val_loss": val_loss, "epoch": epoch + 1,
+                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+        say(f"epoch {epoch + 1}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
+            f"val acc {record['val_accuracy']:.4f}, val kappa {kappa:.4f}"
+            + (" *" if improved else ""))
+        if state_path is not None:
+            torch.save({
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "history": history, "epoch": epoch + 1, "step": step, "bad_epochs": bad_epochs,
+                "best_kappa": best["kappa"], "best_val_loss": best["val_loss"],
+                "best_epoch": best["epoch"], "best_state": best["state"], **(extra_state or {}),
+            }, state_path)
+        if bad_epochs >= config.patience:
+            say(f"early stop: no kappa gain for {config.patience} epochs (best epoch {best['epoch']})")
+            stopped_early = True
+            break
+        if config.time_budget_s is not None and time.monotonic() - started > config.time_budget_s:
+            say(f"time budget of {config.time_budget_s:.0f} s used up after epoch {epoch + 1}")
+            stopped_early = True
+            break
+
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
+    probs, binary_probs, y_val = predict_loader(model, val_loader, device, dtype, desc="validate")
+    from ml.evaluate import compute_metrics
+
+    val_metrics = compute_metrics(y_val, probs, class_names)
+    if binary_probs is not None and binary_map:
+        val_metrics["binary"] = _binary_summary(y_val, binary_probs, class_names, binary_map)
+    val_metrics["split"] = "val"
+    return {"history": history, "best_epoch": best["epoch"], "stopped_early": stopped_early,
+            "val": val_metrics, "device": str(device), "precision": precision_name(dtype),
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def _binary_summary(y: np.ndarray, p_all: np.ndarray, class_names: Sequence[str],
+                    binary_map: dict[str, int]) -> dict:
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    truth = np.array([binary_map[class_names[i]] for i in y])
+    out = {"accuracy": float(accuracy_score(truth, p_all >= 0.5))}
+    if len(set(truth)) == 2:
+        out["roc_auc"] = float(roc_auc_score(truth, p_all))
+    return out
+
+
+def plot_curve(history: list[dict], path: Path, title: str = "") -> Path:
+    """Loss and validation accuracy/kappa per epoch, as a PNG (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train loss")
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], marker="o", label="val loss")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.legend()
+    ax_score.plot(epochs, [h["val_accuracy"] for h in history], marker="o", label="val accuracy")
+    ax_score.plot(epochs, [h["val_kappa"] for h in history], marker="o", label="val kappa")
+    ax_score.set_xlabel("epoch")
+    ax_score.set_ylim(min(0.0, *(h["val_kappa"] for h in history)), 1.0)
+    ax_score.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- image task
+
+def _binary_map_for(class_names: Sequence[str], enabled: bool) -> dict[str, int] | None:
+    """The ALL-vs-normal head applies when the classes are the Taleqani subtypes."""
+    if enabled and set(class_names) == set(SUBTYPES):
+        return dict(SUBTYPE_BINARY_MAP)
+    return None
+
+
+def _weights_arg(weights: str | Path | None) -> str | Path | None:
+    if weights is None or str(weights).lower() in ("none", ""):
+        return None
+    return weights
+
+
+def _load_resume(config: TrainConfig) -> tuple[dict | None, dict | None]:
+    """(resumable state or None, stored split dict or None) for ``config.resume``.
+
+    Prefers the ``.state.pt`` file written after every epoch (optimiser, history, best weights
+    and the split: an interrupted run has no final checkpoint yet). Without it, a finished
+    checkpoint is continued from its weights with a fresh optimiser and its stored split.
+    """
+    if config.resume is None:
+        return None, None
+    resume = Path(config.resume)
+    state_file = resume if resume.name.endswith(".state.pt") else state_path_for(resume)
+    if state_file.is_file():
+        try:
+            state = torch.load(state_file, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same problem to the user
+            raise CheckpointError(f"cannot resume from {state_file}: {exc}") from exc
+        return state, state.get("split")
+    if not resume.is_file():
+        raise CheckpointError(f"cannot resume: neither {state_file} nor {resume} exists")
+    from ml.checkpoint import load_checkpoint
+
+    model, card = load_checkpoint(resume)
+    return {"weights_only": model.state_dict()}, card.training.get("split")
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train an image-level classifier from ``config.data`` and write ``config.out``."""
+    if config.task == "cell":
+        return train_cell_model(config)
+    if config.balance not in BALANCES:
+        raise DatasetError(f"unknown balance {config.balance!r}; choose one of {', '.join(BALANCES)}")
+    if config.data is None:
+        raise DatasetError("no data folder given")
+    resume_state, stored_split = _load_resume(config)
+    index = scan_dataset(config.data, config.layout, class_names=config.class_names,
+                         limit_per_class=config.limit_per_class)
+    if stored_split:
+        split = Split.from_dict(stored_split, index)
+    else:
+        split = split_dataset(index, config.split, val_fraction=config.val_fraction,
+                              test_fraction=config.test_fraction, seed=config.seed)
+    if not split.val:
+        raise DatasetError("the split left no validation images; use more data or a larger --val-fraction")
+    return _train_on_split(config, index, split, resume_state)
+
+
+def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
+                    resume_state: dict | None = None) -> TrainResult:
+    from ml.models import build_model, input_size_for
+
+    class_names = list(index.class_names)
+    binary_map = _binary_map_for(class_names, config.binary_head)
+    img_size = config.img_size or input_size_for(config.arch)
+    weights = _weights_arg(config.weights)
+    model = build_model(config.arch, class_names, binary_map=binary_map, weights=weights)
+    if resume_state is not None and "weights_only" in resume_state:
+        model.load_state_dict(resume_state["weights_only"])
+        resume_state = None
+
+    train_ds = samples_to_dataset(split.train, class_names,
+                                  train_transform(img_size, stain_jitter=config.stain_jitter))
+    val_ds = samples_to_dataset(split.val, class_names, eval_transform(img_size))
+    gan_topup: dict[str, int] = {}
+    balance = config.balance
+    if balance == "gan":
+        gan_topup = _gan_topup(train_ds, split, class_names, config)
+        balance = "none"
+    run_config = TrainConfig(**{**asdict(config), "balance": balance})
+
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    outcome = fit(model, train_ds, val_ds, run_config, class_names=class_names, binary_map=binary_map,
+                  pretrained=weights is not None, resume_state=resume_state,
+                  state_path=state_path_for(out), extra_state={"split": split.to_dict()})
+    training = {
+        "task": "image",
+        "data": index.summary(),
+        "layout": index.layout,
+        "split": split.to_dict(),
+        "split_method": split.method,
+        "split_sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+        "train_counts": dict(Counter(s.label for s in split.train)),
+        "gan_topup": gan_topup,
+        "config": config.to_card(),
+        "history": outcome["history"],
+        "best_epoch": outcome["best_epoch"],
+        "stopped_early": outcome["stopped_early"],
+        "device": outcome["device"],
+        "precision": outcome["precision"],
+        "seconds": outcome["seconds"],
+    }
+    return _save(model, config, class_names, binary_map, img_size, training, outcome, task="image")
+
+
+def _save(model: nn.Module, config: TrainConfig, class_names: Sequence[str],
+          binary_map: dict[str, int] | None, img_size: int, training: dict, outcome: dict,
+          *, task: str) -> TrainResult:
+    from ml.checkpoint import ModelCard, save_checkpoint
+
+    card = ModelCard(
+        arch=config.arch, class_names=list(class_names), binary_map=binary_map, input_size=img_size,
+        mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), task=task, demo=config.demo,
+        training=training, metrics=outcome["val"],
+    )
+    model.to("cpu").to(memory_format=torch.contiguous_format)
+    sha = save_checkpoint(config.out, model, card)
+    if config.curve is not None and outcome["history"]:
+        plot_curve(outcome["history"], config.curve, title=f"{config.arch} ({task})")
+    return TrainResult(
+        checkpoint=Path(config.out), sha256=sha, metrics=outcome["val"], history=outcome["history"],
+        best_epoch=outcome["best_epoch"], stopped_early=outcome["stopped_early"],
+        split_sizes=training["split_sizes"],
+    )
+
+
+def _gan_topup(train_ds: LabelledImages, split: Split, class_names: Sequence[str],
+               config: TrainConfig) -> dict[str, int]:
+    """Add cGAN samples to the *training* set until every class matches the largest one.
+
+    The GAN is loaded from ``config.gan_model`` or trained here on the training split only, so no
+    validation or test image ever shapes a generated one.
+    """
+    from ml.gan import load_gan, sample_images, train_gan_on_items
+
+    if config.gan_model is not None:
+        gan = load_gan(config.gan_model)
+        if list(gan.class_names) != list(class_names):
+            raise DatasetError(f"the GAN's classes {gan.class_names} differ from the data's {class_names}")
+    else:
+        gan = train_gan_on_items(train_ds.items, train_ds.labels, class_names, seed=config.seed,
+                                 progress=config.progress)
+    counts = Counter(train_ds.labels)
+    target = max(counts.values())
+    topup: dict[str, int] = {}
+    for index, name in enumerate(class_names):
+        missing = target - counts.get(index, 0)
+        if missing <= 0:
+            continue
+        images = sample_images(gan, name, missing, seed=config.seed + index)
+        train_ds.items.extend(images)
+        train_ds.labels.extend([index] * len(images))
+        topup[name] = len(images)
+    return topup
+
+
+# --------------------------------------------------------------------------- cell task
+
+def crop_white_cells(image: np.ndarray, *, pad: int = 8, params=None) -> list[np.ndarray]:
+    """White-cell crops of one smear image via ml.segment (the crops the blast model sees at runtime)."""
+    from ml.segment import SegmentParams, crop_cells, segment
+
+    result = segment(image, params or SegmentParams())
+    return crop_cells(image, result, kind="wbc", pad=pad)
+
+
+def _largest_crop_or_whole(image: np.ndarray) -> np.ndarray:
+    """For single-cell images (PBC, C-NMC): the largest segmented white cell, else the whole image."""
+    crops = crop_white_cells(image)
+    if not crops:
+        return image
+    return max(crops, key=lambda c: c.shape[0] * c.shape[1])
+
+
+def cell_crops_from_smears(samples: Sequence, blast_classes: Sequence[str],
+                           *, progress: bool = True, desc: str = "crop cells") -> tuple[list, list, dict]:
+    """Segment each smear image; every white-cell crop takes its image's label (blast or not).
+
+    Returns (crops, labels as CELL_CLASSES indices, {relpath: n_crops}).
+    """
+    from tqdm.auto import tqdm
+
+    from ml.datasets import load_rgb
+
+    crops: list[np.ndarray] = []
+    labels: list[int] = []
+    per_image: dict[str, int] = {}
+    for sample in tqdm(samples, desc=desc, leave=False, disable=not progress):
+        image = load_rgb(sample.path)
+        found = crop_white_cells(image)
+        per_image[sample.relpath] = len(found)
+        label = 1 if sample.label in blast_classes else 0
+        crops.extend(found)
+        labels.extend([label] * len(found))
+    return crops, labels, per_image
+
+
+def _normal_cells(pbc_dir: Path, *, limit_per_class: int | None, seed: int,
+                  progress: bool) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """pbc_subset normal cells (every class) as not_blast crops, split randomly 70/15/15.
+
+    PBC file names carry no patient or slide, so a random split is all that can be done.
+    """
+    from tqdm.auto import tqdm
+
+    from ml.datasets import load_rgb, scan_imagefolder
+
+    index = scan_imagefolder(pbc_dir, limit_per_class=limit_per_class)
+    split = split_dataset(index, "random", seed=seed)
+    parts = []
+    for part in (split.train, split.val, split.test):
+        parts.append([_largest_crop_or_whole(load_rgb(s.path))
+                      for s in tqdm(part, desc="crop normal cells", leave=False, disable=not progress)])
+    return parts[0], parts[1], parts[2]
+
+
+def train_cell_model(config: TrainConfig, *, pbc_dir: Path | None = None,
+                     cnmc_dir: Path | None = None) -> TrainResult:
+    """Blast-or-not model from white-cell crops of an all4class-style imagefolder.
+
+    Crops come from ml.segment, so training sees what inference will see. Each crop takes its
+    image's class: Early/Pre/Pro -> blast, Benign -> not_blast (weak labels: a malignant smear can
+    hold normal cells too; that is the cost of having no per-cell annotation). ``pbc_dir`` adds
+    normal blood cells of every PBC class as not_blast. The split is made on *images* before
+    cropping, so crops of one image never straddle train and validation. Where ``cnmc_dir`` (or
+    ``<data>/../cnmc_subset``) exists, the model is checked on its real single cells and the result
+    goes into the card (``metrics['cnmc_check']``).
+    """
+    from ml.models import build_model
+
+    if config.data is None:
+        raise DatasetError("no data folder given")
+    index = scan_dataset(config.data, config.layout, class_names=config.class_names,
+                         limit_per_class=config.limit_per_class)
+    blast_classes = [name for name in index.class_names if name != "Benign"] \
+        if config.layout == "imagefolder" else ["all"]
+    split = split_dataset(index, config.split, val_fraction=config.val_fraction,
+                          test_fraction=config.test_fraction, seed=config.seed)
+    if config.layout == "cnmc":  # already single cells: use the images as they are
+        from ml.datasets import load_rgb
+
+        def to_cells(part):
+            return ([load_rgb(s.path) for s in part], [1 if s.label == "all" else 0 for s in part])
+        train_x, train_y = to_cells(split.train)
+        val_x, val_y = to_cells(split.val)
+        crops_per_image: dict[str, int] = {}
+    else:
+        train_x, train_y, c1 = cell_crops_from_smears(split.train, blast_classes, progress=config.progress)
+        val_x, val_y, c2 = cell_crops_from_smears(split.val, blast_classes, progress=config.progress)
+        crops_per_image = {**c1, **c2}
+    normal_counts = {}
+    if pbc_dir is not None:
+        pbc_train, pbc_val, _ = _normal_cells(Path(pbc_dir), limit_per_class=config.limit_per_class,
+                                              seed=config.seed, progress=config.progress)
+        train_x += pbc_train
+        train_y += [0] * len(pbc_train)
+        val_x += pbc_val
+        val_y += [0] * len(pbc_val)
+        normal_counts = {"pbc_train": len(pbc_train), "pbc_val": len(pbc_val)}
+    for name, ys in (("train", train_y), ("validation", val_y)):
+        if len(set(ys)) < 2:
+            raise DatasetError(f"the {name} crops hold only one class ({CELL_CLASSES[ys[0]] if ys else 'none'}); "
+                               "the segmentation found too few white cells or the data lacks a class")
+
+    img_size = config.img_size or 96
+    weights = _weights_arg(config.weights)
+    model = build_model(config.arch, CELL_CLASSES, binary_map=None, weights=weights)
+    train_ds = LabelledImages(train_x, train_y, train_transform(img_size, crop_scale=(0.7, 1.0),
+                                                                stain_jitter=config.stain_jitter))
+    val_ds = LabelledImages(val_x, val_y, eval_transform(img_size))
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    outcome = fit(model, train_ds, val_ds, config, class_names=CELL_CLASSES, binary_map=None,
+                  pretrained=weights is not None, state_path=state_path_for(out))
+    cnmc = Path(cnmc_dir) if cnmc_dir else Path(config.data).parent / "cnmc_subset"
+    if cnmc.is_dir() and config.layout != "cnmc":
+        outcome["val"]["cnmc_check"] = check_on_cnmc(model, cnmc, img_size, config)
+    training = {
+        "task": "cell",
+        "data": index.summary(),
+        "layout": index.layout,
+        "split": split.to_dict(),
+        "split_method": split.method,
+        "split_sizes": {"train": len(train_x), "val": len(val_x), "test_images": len(split.test)},
+        "crops_per_image": crops_per_image,
+        "blast_classes": blast_classes,
+        "normal_cells": normal_counts,
+        "train_counts": dict(zip(CELL_CLASSES, np.bincount(train_y, minlength=2).tolist())),
+        "config": config.to_card(),
+        "history": outcome["history"],
+        "best_epoch": outcome["best_epoch"],
+        "device": outcome["device"],
+        "precision": outcome["precision"],
+        "seconds": outcome["seconds"],
+    }
+    return _save(model, config, CELL_CLASSES, None, img_size, training, outcome, task="cell")
+
+
+def check_on_cnmc(model: nn.Module, cnmc_dir: Path, img_size: int, config: TrainConfig) -> dict:
+    """Accuracy of a cell model on the real C-NMC single cells (all = blast, hem = normal)."""
+    from ml.datasets import scan_cnmc
+    from ml.device import resolve_precision, select_device
+    from ml.evaluate import compute_metrics
+
+    index = scan_cnmc(cnmc_dir)
+    ds = LabelledImages([s.path for s in index.samples],
+                        [1 if s.label == "all" else 0 for s in index.samples], eval_transform(img_size))
+    device = select_device(config.device)
+    model.to(device)
+    probs, _, y = predict_loader(model, DataLoader(ds, batch_size=64), device,
+                                 resolve_precision(device, config.precision))
+    metrics = compute_metrics(y, probs, CELL_CLASSES)
+    return {"n": int(len(y)), "accuracy": metrics["accuracy"], "kappa": metrics["kappa"],
+            "f1_weighted": metrics["f1_weighted"], "roc_auc": metrics.get("roc_auc")}
+
