@@ -47,8 +47,10 @@ from ml.cam import cam_target_layer  # noqa: E402
 from ml.datapaths import shared_data_dir  # noqa: E402
 from ml.device import cpu_supports_bf16  # noqa: E402
 from ml.labels import SUBTYPE_BINARY_MAP, SUBTYPES  # noqa: E402
+from ml.checkpoint import ModelCard  # noqa: E402
+from ml.models import build_model, imagenet_normalization  # noqa: E402
 from ml.predict import Predictor  # noqa: E402
-from ml.preprocess import IMAGENET_MEAN, IMAGENET_STD, to_batch  # noqa: E402
+from ml.preprocess import to_batch  # noqa: E402
 
 
 def load_bench_images(count: int, size: int) -> tuple[list[np.ndarray], str]:
@@ -73,7 +75,9 @@ def load_bench_images(count: int, size: int) -> tuple[list[np.ndarray], str]:
         return [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(count)], "random noise"
 
 
-def seed_style_runner(model: torch.nn.Module, size: int, device: torch.device) -> Callable[[list[np.ndarray]], None]:
+def seed_style_runner(
+    model: torch.nn.Module, card: ModelCard, device: torch.device
+) -> Callable[[list[np.ndarray]], None]:
     """One image at a time through the grad-cam library, fp32, as the Streamlit seed did."""
     from pytorch_grad_cam import GradCAM
 
@@ -81,7 +85,7 @@ def seed_style_runner(model: torch.nn.Module, size: int, device: torch.device) -
 
     def run(images: list[np.ndarray]) -> None:
         for image in images:
-            batch = to_batch([image], size, IMAGENET_MEAN, IMAGENET_STD, device=device, channels_last=False)
+            batch = to_batch([image], card.input_size, card.mean, card.std, device=device, channels_last=False)
             grayscale = cam(input_tensor=batch, targets=None)[0]
             F.softmax(cam.outputs.detach().float(), dim=1).cpu().numpy()
             cv2.resize(grayscale, (image.shape[1], image.shape[0]))
@@ -103,9 +107,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs)")
     args = parser.parse_args(argv)
 
-    from ml.checkpoint import ModelCard
-    from ml.models import build_model
-
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -114,12 +115,13 @@ def main(argv: list[str] | None = None) -> int:
 
     model = build_model(args.arch, SUBTYPES, binary_map=dict(SUBTYPE_BINARY_MAP), weights=None)
     seed_model = copy.deepcopy(model).eval()
+    mean, std = imagenet_normalization(args.arch)
     card = ModelCard(arch=args.arch, class_names=list(SUBTYPES), binary_map=dict(SUBTYPE_BINARY_MAP),
-                     input_size=args.size, mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+                     input_size=args.size, mean=list(mean), std=list(std))
     predictor = Predictor(model, card, device=args.device, precision=args.precision,
                           batch_size=args.batch_size)
     seed_model.to(predictor.device)
-    seed_run = seed_style_runner(seed_model, args.size, predictor.device)
+    seed_run = seed_style_runner(seed_model, card, predictor.device)
 
     def classify() -> None:
         predictor.predict_proba(images)

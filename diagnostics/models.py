@@ -351,3 +351,87 @@ class ChatMessage(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+
+# --- review ---
+
+
+class SignOut(models.Model):
+    """One signed version of a case. A sign-out is never edited: an amendment
+    adds version n+1 and the earlier rows stay, so what was signed, by whom
+    and on which labels can always be shown again."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="sign_outs")
+    version = models.PositiveIntegerField()
+    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sign_outs")
+    signed_at = models.DateTimeField(default=timezone.now)
+    # {"<image id>": {"position": n, "label": .., "ai_label": .., "review_id": n, "model_version": "sha"}}
+    labels = models.JSONField(default=dict)
+    summary = models.JSONField(default=dict, blank=True, help_text="Case summary at the moment of signing")
+    amendment_reason = models.TextField(blank=True, help_text="Why the previous version was amended (version > 1)")
+    mfa_authenticated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["case", "-version"]
+        constraints = [models.UniqueConstraint(fields=["case", "version"], name="one_sign_out_per_case_version")]
+
+    def __str__(self) -> str:
+        return f"{self.case} v{self.version}"
+
+
+def instant_check_path(instance: InstantCheck, filename: str) -> str:
+    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return f"labs/{instance.lab_id}/instant/{instance.id}/{uuid.uuid4().hex}{suffix}"
+
+
+class InstantCheck(models.Model):
+    """A one-off single-image check (the quick path): not part of any case,
+    analysed on the priority queue, visible to the members of its lab."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="instant_checks")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True)
+    file = models.FileField(upload_to=instant_check_path, max_length=300)
+    original_filename = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=ImageStatus.choices, default=ImageStatus.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, null=True, blank=True)
+    label = models.CharField(max_length=40, blank=True)
+    probabilities = models.JSONField(default=dict, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    low_confidence = models.BooleanField(default=False)
+    all_probability = models.FloatField(null=True, blank=True)
+    cam_overlay = models.FileField(upload_to=instant_check_path, max_length=300, blank=True)
+    segmentation_overlay = models.FileField(upload_to=instant_check_path, max_length=300, blank=True)
+    cell_counts = models.JSONField(default=dict, blank=True)
+    blasts = models.PositiveIntegerField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"instant {self.id} ({self.status})"
+
+
+# --- reports ---
+
+# The QR code on a report cannot carry the hash of the PDF it is printed in
+# (the hash would change the PDF), so it carries the first 16 hex digits of
+# this digest instead: the SHA-256 of the report's canonical content (case,
+# version, labels, counts, signer, model), computed before rendering.
+# ``Report.sha256`` stays the hash of the PDF bytes, checked on upload.
+Report.add_to_class(
+    "content_sha256",
+    models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="SHA-256 of the report's canonical content; its first 16 hex digits are in the QR code",
+    ),
+)

@@ -264,6 +264,20 @@ CELERY_BEAT_SCHEDULE = {
 }
 STUCK_IMAGE_AFTER_S = env_int("STUCK_IMAGE_AFTER_S", 900, minimum=30)
 
+# --- cache ----------------------------------------------------------------
+# API throttles and login rate limits count in this cache: with several web
+# processes or machines it must be shared (Redis), or each counts on its own.
+_cache_url = env_str("CACHE_URL")
+if _cache_url is not None and not _cache_url.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"CACHE_URL={_cache_url!r} is not a redis:// URL")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
+        if _cache_url
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -279,7 +293,10 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "60/min"),
         "user": env_str("API_THROTTLE_USER", "1200/min"),
+        "upload": env_str("API_THROTTLE_UPLOAD", "120/min"),
+        "token": env_str("API_THROTTLE_TOKEN", "20/hour"),
     },
+    "EXCEPTION_HANDLER": "diagnostics.api.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }

@@ -6,3 +6,9 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("diagnostics.urls")),
 ]
+
+# JSON errors with the stable shape under /api/; Django's own pages elsewhere.
+handler400 = "diagnostics.api.exceptions.handler400"
+handler403 = "diagnostics.api.exceptions.handler403"
+handler404 = "diagnostics.api.exceptions.handler404"
+handler500 = "diagnostics.api.exceptions.handler500"

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,9 +168,13 @@ def load_image_and_info(
         width, height = image.size
         _check_size(width, height, filename, max_pixels=max_pixels, min_side=min_side)
 
-        if file_format == "PNG" and b"IEND" not in data:
+        if file_format == "PNG" and _lacks_end_marker(data, "PNG"):
             raise ImageLoadError(
                 "truncated", "The PNG file is cut short (its end marker is missing).", filename=filename
+            )
+        if file_format == "TIFF" and _tiff_is_cut_short(data):
+            raise ImageLoadError(
+                "truncated", "The TIFF file is cut short (part of it lies past the end of the file).", filename=filename
             )
         orientation = _exif_orientation(image)
         if _needs_full_depth(image, data, file_format):
@@ -249,10 +254,14 @@ def _open_header(data: bytes, filename: str | None, signature_format: str | None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         if signature_format == "TIFF":
             return _TiffHeaderOnly.from_bytes(data, filename, exc)
+        if signature_format is not None and _lacks_end_marker(data, signature_format):
+            raise ImageLoadError(
+                "truncated", f"The file starts like a {signature_format} image but is cut short.", filename=filename
+            ) from exc
         if signature_format is not None:
             raise ImageLoadError(
-                "truncated",
-                f"The file starts like a {signature_format} image but is cut short or damaged.",
+                "unsupported",
+                f"The file starts like a {signature_format} image but its header is damaged ({exc}).",
                 filename=filename,
             ) from exc
         raise ImageLoadError(
@@ -260,49 +269,95 @@ def _open_header(data: bytes, filename: str | None, signature_format: str | None
         ) from exc
 
 
+def _lacks_end_marker(data: bytes, file_format: str) -> bool:
+    """True when a JPEG/PNG does not end with its end marker: the file was cut short."""
+    if file_format == "JPEG":
+        return b"\xff\xd9" not in data[-64:]  # a little slack for padding some cameras append
+    if file_format == "PNG":
+        return b"IEND" not in data
+    return False
+
+
 class _TiffHeaderOnly:
     """Header of a TIFF that Pillow cannot open but tifffile can (float, >4 samples, BigTIFF...)."""
 
     format = "TIFF"
 
-    def __init__(self, size: tuple[int, int]):
+    def __init__(self, size: tuple[int, int], orientation: int = 1):
         self.size = size
         self.mode = "?"
+        self.orientation = orientation
 
     @classmethod
     def from_bytes(cls, data: bytes, filename: str | None, pillow_error: Exception) -> _TiffHeaderOnly:
         import tifffile
 
-        if _tiff_first_ifd_past_end(data):
+        if _tiff_is_cut_short(data):
             raise ImageLoadError(
-                "truncated", "The TIFF file is cut short (its image directory is missing).", filename=filename
+                "truncated", "The TIFF file is cut short (part of it lies past the end of the file).", filename=filename
             ) from pillow_error
         try:
             with tifffile.TiffFile(io.BytesIO(data)) as tif:
                 page = tif.pages.first
                 size = (int(page.imagewidth), int(page.imagelength))
+                orientation_tag = page.tags.get("Orientation")
+                orientation = int(orientation_tag.value) if orientation_tag is not None else 1
         except Exception as exc:
             raise ImageLoadError(
                 "unsupported",
                 f"The file looks like a TIFF but neither Pillow nor tifffile can read it ({exc}).",
                 filename=filename,
             ) from exc
-        return cls(size)
+        return cls(size, orientation)
 
-    def getexif(self) -> dict:
-        return {}
+    def getexif(self) -> dict[int, int]:
+        return {_EXIF_ORIENTATION_TAG: self.orientation}
 
 
-def _tiff_first_ifd_past_end(data: bytes) -> bool:
-    if len(data) < 8:
+# Bytes per value of each TIFF field type (TIFF 6.0 and BigTIFF).
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+_TIFF_OFFSET_TAGS = ((273, 279), (324, 325))  # (StripOffsets, StripByteCounts), (TileOffsets, TileByteCounts)
+
+
+def _tiff_is_cut_short(data: bytes) -> bool:
+    """True when the first image directory, a tag value, or a strip/tile of a TIFF lies past the end.
+
+    Pillow and tifffile report a cut TIFF as a generic "corrupted IFD" or a
+    missing codec, so this walk over the first directory tells lab staff the
+    real cause: the upload or copy stopped early.
+    """
+    big = data[2:4] in (b"+\x00", b"\x00+")
+    order = "<" if data[:2] == b"II" else ">"
+    word, count_format, entry_size, inline_size = ("Q", "Q", 20, 8) if big else ("I", "H", 12, 4)
+    end = len(data)
+    if end < (16 if big else 8):
         return True
-    if data[2:4] in (b"+\x00", b"\x00+"):  # BigTIFF: 8-byte offset at 8
-        if len(data) < 16:
+    directory = struct.unpack_from(order + word, data, 8 if big else 4)[0]
+    count_size = struct.calcsize(count_format)
+    if directory + count_size > end:
+        return True
+    (entries,) = struct.unpack_from(order + count_format, data, directory)
+    if directory + count_size + entries * entry_size > end:
+        return True
+    arrays: dict[int, tuple[int, ...]] = {}
+    for index in range(entries):
+        position = directory + count_size + index * entry_size
+        tag, field_type = struct.unpack_from(order + "HH", data, position)
+        (count,) = struct.unpack_from(order + word, data, position + 4)
+        size = count * _TIFF_TYPE_SIZES.get(field_type, 1)
+        value_position = position + 4 + struct.calcsize(word)
+        if size > inline_size:
+            (value_position,) = struct.unpack_from(order + word, data, value_position)
+            if value_position + size > end:
+                return True
+        item = {3: "H", 4: "I", 16: "Q"}.get(field_type)
+        if item and any(tag in pair for pair in _TIFF_OFFSET_TAGS):
+            arrays[tag] = struct.unpack_from(f"{order}{count}{item}", data, value_position)
+    for offsets_tag, counts_tag in _TIFF_OFFSET_TAGS:
+        offsets, counts = arrays.get(offsets_tag, ()), arrays.get(counts_tag, ())
+        if any(offset + count > end for offset, count in zip(offsets, counts)):
             return True
-        offset = int.from_bytes(data[8:16], "little" if data[:2] == b"II" else "big")
-    else:
-        offset = int.from_bytes(data[4:8], "little" if data[:2] == b"II" else "big")
-    return offset >= len(data)
+    return False
 
 
 def _check_format(file_format: str, expected_format: str | None, filename: str | None) -> None:
@@ -383,7 +438,7 @@ def _pillow_to_rgb(image: Image.Image, filename: str | None) -> np.ndarray:
 def _exif_orientation(image: Image.Image | _TiffHeaderOnly) -> int:
     try:
         return int(image.getexif().get(_EXIF_ORIENTATION_TAG, 1))
-    except Exception:  # unreadable EXIF must not make a good image unreadable
+    except Exception:  # noqa: BLE001 - unreadable EXIF must not make a good image unreadable
         return 1
 
 
@@ -413,7 +468,7 @@ def _decode_full_depth(data: bytes, file_format: str, filename: str | None) -> t
     if file_format == "TIFF":
         try:
             array = _decode_tiff_with_tifffile(data)
-        except Exception as exc:  # e.g. LZW needs imagecodecs: OpenCV's libtiff can do it
+        except Exception as exc:  # noqa: BLE001 - e.g. LZW needs imagecodecs; OpenCV can do it
             first_error = exc
     if array is None:
         array = _decode_with_opencv(data)
@@ -491,6 +546,6 @@ def _full_scale(values: np.ndarray, dtype: np.dtype) -> float:
     """The value that maps to 255: 2**bits - 1 for the smallest bit depth holding the maximum."""
     peak = float(values.max()) if values.size else 0.0
     if np.dtype(dtype).kind == "f":
-        return 1.0 if peak <= 1.0 else peak
+        return max(1.0, peak)
     bits = min(max(int(peak).bit_length(), 8), np.dtype(dtype).itemsize * 8)
     return float(2**bits - 1)

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
-from ml.augment import IMAGENET_MEAN, IMAGENET_STD, eval_transform, train_transform
+from ml.augment import eval_transform, train_transform
 from ml.datasets import (
     DatasetIndex,
     LabelledImages,
@@ -69,6 +69,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     balance: str = "weights"
     gan_model: Path | None = None
+    gan_epochs: int = 30
     weights: str | None = "imagenet"
     binary_head: bool = True
     seed: int = 0
@@ -93,6 +94,7 @@ class TrainConfig:
             split=args.split, val_fraction=args.val_fraction, test_fraction=args.test_fraction,
             img_size=args.img_size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
             weight_decay=args.weight_decay, balance=args.balance, gan_model=args.gan_model,
+            gan_epochs=args.gan_epochs, time_budget_s=args.time_budget,
             weights=weights, binary_head=not args.no_binary_head, seed=args.seed,
             resume=args.resume, patience=args.patience, workers=args.workers,
             limit_per_class=args.limit_per_class, curve=args.curve, device=args.device,
@@ -453,11 +455,12 @@ def train(config: TrainConfig) -> TrainResult:
 
 def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
                     resume_state: dict | None = None) -> TrainResult:
-    from ml.models import build_model, input_size_for
+    from ml.models import build_model, imagenet_normalization, input_size_for
 
     class_names = list(index.class_names)
     binary_map = _binary_map_for(class_names, config.binary_head)
     img_size = config.img_size or input_size_for(config.arch)
+    mean, std = imagenet_normalization(config.arch)
     weights = _weights_arg(config.weights)
     model = build_model(config.arch, class_names, binary_map=binary_map, weights=weights)
     if resume_state is not None and "weights_only" in resume_state:
@@ -465,8 +468,8 @@ def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
         resume_state = None
 
     train_ds = samples_to_dataset(split.train, class_names,
-                                  train_transform(img_size, stain_jitter=config.stain_jitter))
-    val_ds = samples_to_dataset(split.val, class_names, eval_transform(img_size))
+                                  train_transform(img_size, mean, std, stain_jitter=config.stain_jitter))
+    val_ds = samples_to_dataset(split.val, class_names, eval_transform(img_size, mean, std))
     gan_topup: dict[str, int] = {}
     balance = config.balance
     if balance == "gan":
@@ -503,10 +506,12 @@ def _save(model: nn.Module, config: TrainConfig, class_names: Sequence[str],
           binary_map: dict[str, int] | None, img_size: int, training: dict, outcome: dict,
           *, task: str) -> TrainResult:
     from ml.checkpoint import ModelCard, save_checkpoint
+    from ml.models import imagenet_normalization
 
+    mean, std = imagenet_normalization(config.arch)
     card = ModelCard(
         arch=config.arch, class_names=list(class_names), binary_map=binary_map, input_size=img_size,
-        mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), task=task, demo=config.demo,
+        mean=list(mean), std=list(std), task=task, demo=config.demo,
         training=training, metrics=outcome["val"],
     )
     model.to("cpu").to(memory_format=torch.contiguous_format)
@@ -535,7 +540,7 @@ def _gan_topup(train_ds: LabelledImages, split: Split, class_names: Sequence[str
             raise DatasetError(f"the GAN's classes {gan.class_names} differ from the data's {class_names}")
     else:
         gan = train_gan_on_items(train_ds.items, train_ds.labels, class_names, seed=config.seed,
-                                 progress=config.progress)
+                                 epochs=config.gan_epochs, device=config.device, progress=config.progress)
     counts = Counter(train_ds.labels)
     target = max(counts.values())
     topup: dict[str, int] = {}
@@ -622,7 +627,7 @@ def train_cell_model(config: TrainConfig, *, pbc_dir: Path | None = None,
     ``<data>/../cnmc_subset``) exists, the model is checked on its real single cells and the result
     goes into the card (``metrics['cnmc_check']``).
     """
-    from ml.models import build_model
+    from ml.models import build_model, imagenet_normalization
 
     if config.data is None:
         raise DatasetError("no data folder given")
@@ -659,11 +664,12 @@ def train_cell_model(config: TrainConfig, *, pbc_dir: Path | None = None,
                                "the segmentation found too few white cells or the data lacks a class")
 
     img_size = config.img_size or 96
+    mean, std = imagenet_normalization(config.arch)
     weights = _weights_arg(config.weights)
     model = build_model(config.arch, CELL_CLASSES, binary_map=None, weights=weights)
-    train_ds = LabelledImages(train_x, train_y, train_transform(img_size, crop_scale=(0.7, 1.0),
+    train_ds = LabelledImages(train_x, train_y, train_transform(img_size, mean, std, crop_scale=(0.7, 1.0),
                                                                 stain_jitter=config.stain_jitter))
-    val_ds = LabelledImages(val_x, val_y, eval_transform(img_size))
+    val_ds = LabelledImages(val_x, val_y, eval_transform(img_size, mean, std))
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     outcome = fit(model, train_ds, val_ds, config, class_names=CELL_CLASSES, binary_map=None,
@@ -697,10 +703,12 @@ def check_on_cnmc(model: nn.Module, cnmc_dir: Path, img_size: int, config: Train
     from ml.datasets import scan_cnmc
     from ml.device import resolve_precision, select_device
     from ml.evaluate import compute_metrics
+    from ml.models import imagenet_normalization
 
     index = scan_cnmc(cnmc_dir)
     ds = LabelledImages([s.path for s in index.samples],
-                        [1 if s.label == "all" else 0 for s in index.samples], eval_transform(img_size))
+                        [1 if s.label == "all" else 0 for s in index.samples],
+                        eval_transform(img_size, *imagenet_normalization(config.arch)))
     device = select_device(config.device)
     model.to(device)
     probs, _, y = predict_loader(model, DataLoader(ds, batch_size=64), device,

@@ -1,0 +1,358 @@
+"""Evaluation of a checkpoint: metrics, calibration, robustness under shift and a shortcut audit.
+
+``evaluate_checkpoint`` is what ``python -m ml evaluate`` runs. By default it evaluates on the
+*test* file list stored in the checkpoint card (the images the model never saw during training
+or model selection) and trains the shortcut baselines on the card's *train* list, so every figure
+is on the same honest split. Predictions go through :class:`ml.predict.Predictor`, i.e. exactly
+the preprocessing the platform uses.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+)
+
+from ml.errors import DatasetError
+
+ECE_BINS = 15
+# C-NMC names for the two classes of a cell-level (blast-or-not) model.
+CELL_LABEL_ALIASES = {"hem": "not_blast", "all": "blast"}
+
+
+def expected_calibration_error(y_true: Sequence[int], probs: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """ECE: the confidence-weighted gap between confidence and accuracy, over equal-width bins."""
+    probs = np.asarray(probs, dtype=np.float64)
+    y_true = np.asarray(y_true)
+    if len(y_true) == 0:
+        return float("nan")
+    confidence = probs.max(1)
+    correct = probs.argmax(1) == y_true
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        in_bin = bins == b
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(ece)
+
+
+def _safe(value: float) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def compute_metrics(y_true: Sequence[int], probs: np.ndarray, class_names: Sequence[str]) -> dict:
+    """Accuracy, weighted/macro F1, Cohen's kappa, per-class precision/recall, ECE, ROC AUC.
+
+    ``probs`` is (N, K) main-head probabilities; the prediction is its argmax. Classes absent from
+    ``y_true`` still get a row (support 0) so reports from different splits line up.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    y_pred = probs.argmax(1)
+    labels = list(range(len(class_names)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    kappa = cohen_kappa_score(y_true, y_pred, labels=labels) if len(set(y_true) | set(y_pred)) > 1 else 0.0
+    metrics: dict = {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1_weighted": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+        "f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "kappa": _safe(float(kappa)) or 0.0,
+        "ece": expected_calibration_error(y_true, probs),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]),
+                   "f1": float(f1[i]), "support": int(support[i])}
+            for i, name in enumerate(class_names)
+        },
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+    present = sorted(set(y_true.tolist()))
+    if len(present) >= 2:
+        if len(class_names) == 2:
+            metrics["roc_auc"] = float(roc_auc_score(y_true, probs[:, 1]))
+        elif len(present) == len(class_names):
+            metrics["roc_auc"] = float(roc_auc_score(y_true, probs, multi_class="ovr", average="macro",
+                                                     labels=labels))
+    return metrics
+
+
+def _short(metrics: dict) -> dict:
+    return {k: metrics[k] for k in ("accuracy", "f1_weighted", "kappa", "ece") if k in metrics}
+
+
+# --------------------------------------------------------------------------- data selection
+
+def _select_samples(card, data: Path, layout: str, split: str, limit_per_class: int | None):
+    """(index, evaluation samples, training samples or None) honouring the stored split."""
+    from ml.datasets import Split, scan_dataset
+
+    class_names = list(card.class_names)
+    if layout == "imagefolder":
+        index = scan_dataset(data, "imagefolder", class_names=class_names)
+    else:
+        index = scan_dataset(data, layout)
+    stored = (card.training or {}).get("split")
+    if split == "all":
+        chosen = list(index.samples)
+        train = Split.from_dict(stored, index).train if _split_fits(stored, index) else None
+    else:
+        if not stored:
+            raise DatasetError("this checkpoint stores no split; evaluate with --split all")
+        if not _split_fits(stored, index):
+            raise DatasetError(
+                f"the checkpoint's stored {split} files are not under {data}; "
+                "evaluate on the folder it was trained on, or use --split all")
+        parts = Split.from_dict(stored, index)
+        chosen, train = parts.part(split), parts.train
+    if limit_per_class is not None:
+        from ml.datasets import _limit
+
+        chosen = _limit(chosen, limit_per_class)
+        train = _limit(train, limit_per_class * 4) if train is not None else None
+    if not chosen:
+        raise DatasetError(f"no images to evaluate in the {split} split")
+    return index, chosen, train
+
+
+def _split_fits(stored: dict | None, index) -> bool:
+    if not stored:
+        return False
+    known = {s.relpath for s in index.samples}
+    return all(rel in known for part in ("train", "val", "test") for rel in stored.get(part, []))
+
+
+def _label_indices(samples, class_names: Sequence[str], task: str) -> list[int]:
+    lookup = {name: i for i, name in enumerate(class_names)}
+    out = []
+    for sample in samples:
+        name = sample.label
+        if name not in lookup and task == "cell":
+            name = CELL_LABEL_ALIASES.get(name, name)
+        if name not in lookup:
+            raise DatasetError(f"data class {sample.label!r} is not one of the model's {list(class_names)}")
+        out.append(lookup[name])
+    return out
+
+
+# --------------------------------------------------------------------------- main entry
+
+def evaluate_checkpoint(
+    model_path: str | Path,
+    data: str | Path,
+    *,
+    layout: str | None = None,
+    split: str = "test",
+    plots_dir: str | Path | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
+    precision: str = "auto",
+    limit_per_class: int | None = None,
+    robustness: bool = True,
+    shortcuts: bool = True,
+    cam_examples: int = 8,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Evaluate ``model_path`` on ``data`` and return the report dict (see module docstring)."""
+    from tqdm.auto import tqdm
+
+    from ml.augment import PERTURBATIONS, perturb_all
+    from ml.checkpoint import file_sha256, load_checkpoint
+    from ml.datasets import load_rgb
+    from ml.predict import Predictor
+
+    model_path, data = Path(model_path), Path(data)
+    model, card = load_checkpoint(model_path)
+    layout = layout or (card.training or {}).get("layout", "imagefolder")
+    index, samples, train_samples = _select_samples(card, data, layout, split, limit_per_class)
+    class_names = list(card.class_names)
+    y = _label_indices(samples, class_names, card.task)
+    images = [load_rgb(s.path) for s in tqdm(samples, desc="load", leave=False, disable=not progress)]
+
+    predictor = Predictor(model, card, device=device, precision=precision, batch_size=batch_size)
+    predictions = predictor.predict(images, with_cam=False)
+    probs = np.array([[p.probabilities[name] for name in class_names] for p in predictions])
+    report: dict = {
+        "model": {"path": str(model_path), "sha256": file_sha256(model_path), "arch": card.arch,
+                  "task": card.task, "demo": card.demo, "input_size": card.input_size},
+        "data": str(data), "layout": layout, "split": split,
+        "class_names": class_names, "device": str(predictor.device), "precision": predictor.precision,
+    }
+    report.update(compute_metrics(y, probs, class_names))
+    if card.binary_map and predictions and predictions[0].all_probability is not None:
+        from ml.train import _binary_summary
+
+        p_all = np.array([p.all_probability for p in predictions])
+        report["binary"] = _binary_summary(np.asarray(y), p_all, class_names, card.binary_map)
+        truth = np.array([card.binary_map[class_names[i]] for i in y])
+        from_subtypes = np.array([card.binary_map[class_names[i]] for i in probs.argmax(1)])
+        report["binary"]["accuracy_from_subtype_head"] = float((from_subtypes == truth).mean())
+
+    if robustness:
+        report["robustness"] = {}
+        for name in tqdm(list(PERTURBATIONS), desc="robustness", leave=False, disable=not progress):
+            shifted = perturb_all(images, name, seed=seed)
+            report["robustness"][name] = _short(compute_metrics(y, predictor.predict_proba(shifted),
+                                                                class_names))
+        report["accuracy_shifted"] = report["robustness"]["stain_colour"]["accuracy"]
+        report["accuracy_shifted_perturbation"] = "stain_colour (HED + HSV shift, ml.augment)"
+
+    if shortcuts:
+        report.update(_shortcut_section(samples, images, y, train_samples, class_names, card.task, seed))
+
+    if plots_dir is not None:
+        report["plots"] = write_plots(Path(plots_dir), y, probs, class_names, images, samples,
+                                      predictor, cam_examples=cam_examples)
+    report["card_val_metrics"] = {k: v for k, v in (card.metrics or {}).items()
+                                  if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return report
+
+
+def _shortcut_section(samples, images, y, train_samples, class_names, task, seed) -> dict:
+    """Blind baselines trained on the card's train split (or cross-validated where there is none)."""
+    from ml.datasets import load_rgb
+    from ml.shortcuts import shortcut_audit
+
+    if train_samples:
+        train_images = [load_rgb(s.path) for s in train_samples]
+        train_y = _label_indices(train_samples, class_names, task)
+        if len(set(train_y)) >= 2:
+            out = shortcut_audit(train_images, train_y, images, y)
+            out["shortcut_trained_on"] = f"checkpoint train split ({len(train_images)} images)"
+            return out
+    # No usable stored train split (e.g. --split all on another data set): 5-fold cross-validation
+    # over the evaluation images, folds in file order so neighbours mostly stay together.
+    from sklearn.model_selection import KFold
+
+    y_arr = np.asarray(y)
+    accs: dict[str, list[float]] = {"shortcut_baseline_accuracy": [], "corner_patch_accuracy": []}
+    for train_idx, test_idx in KFold(n_splits=5, shuffle=False).split(images):
+        if len(set(y_arr[train_idx])) < 2:
+            continue
+        fold = shortcut_audit([images[i] for i in train_idx], y_arr[train_idx],
+                              [images[i] for i in test_idx], y_arr[test_idx])
+        for key in accs:
+            accs[key].append(fold[key] * len(test_idx))
+    n = len(y_arr)
+    out = {key: (float(sum(vals) / n) if vals else None) for key, vals in accs.items()}
+    out["chance_accuracy"] = float(np.bincount(y_arr).max() / n)
+    out["shortcut_trained_on"] = "5-fold cross-validation over the evaluation images (no stored split)"
+    return out
+
+
+# --------------------------------------------------------------------------- plots
+
+def write_plots(out_dir: Path, y: Sequence[int], probs: np.ndarray, class_names: Sequence[str],
+                images: Sequence[np.ndarray], samples, predictor, *, cam_examples: int = 8) -> list[str]:
+    """Confusion matrix, one-vs-rest ROC curves and Grad-CAM overlays (PNG files)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
+
+    from ml.overlay import cam_overlay
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    y = np.asarray(y)
+    labels = list(range(len(class_names)))
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ConfusionMatrixDisplay.from_predictions(y, probs.argmax(1), labels=labels,
+                                            display_labels=list(class_names), ax=ax, colorbar=False)
+    ax.set_title("confusion matrix")
+    fig.tight_layout()
+    path = out_dir / "confusion_matrix.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(str(path))
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    drawn = 0
+    for i, name in enumerate(class_names):
+        if len(class_names) == 2 and i == 0:
+            continue  # binary: one curve says it all
+        truth = (y == i).astype(int)
+        if 0 < truth.sum() < len(truth):
+            RocCurveDisplay.from_predictions(truth, probs[:, i], name=name, ax=ax)
+            drawn += 1
+    ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
+    ax.set_title("ROC (one class vs rest)")
+    fig.tight_layout()
+    path = out_dir / "roc_curves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    if drawn:
+        written.append(str(path))
+
+    if cam_examples > 0:
+        chosen = _spread(y, len(class_names), cam_examples)
+        preds = predictor.predict([images[i] for i in chosen], with_cam=True)
+        cam_dir = out_dir / "gradcam"
+        cam_dir.mkdir(exist_ok=True)
+        from PIL import Image
+
+        for i, pred in zip(chosen, preds):
+            overlay = cam_overlay(images[i], pred.cam)
+            name = f"{Path(samples[i].relpath).stem}_true-{class_names[y[i]]}_pred-{pred.label}.png"
+            path = cam_dir / name
+            Image.fromarray(np.concatenate([images[i], overlay], axis=1)).save(path)
+            written.append(str(path))
+    return written
+
+
+def _spread(y: np.ndarray, n_classes: int, n: int) -> list[int]:
+    """Up to n indices, taken round-robin over the classes, so every class gets examples."""
+    queues = [list(np.flatnonzero(y == c)) for c in range(n_classes)]
+    chosen: list[int] = []
+    while len(chosen) < n and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < n:
+                chosen.append(int(queue.pop(0)))
+    return chosen
+
+
+def format_report(report: dict) -> str:
+    """A short human-readable summary: the model next to its blind baselines."""
+    lines = [
+        f"{report['model']['arch']} ({'DEMO, ' if report['model']['demo'] else ''}{report['model']['task']}) "
+        f"on {report['data']} [{report['split']}, n={report['n']}]",
+        f"  accuracy        {report['accuracy']:.4f}",
+        f"  f1 weighted     {report['f1_weighted']:.4f}   macro {report['f1_macro']:.4f}",
+        f"  kappa           {report['kappa']:.4f}",
+        f"  ECE             {report['ece']:.4f}",
+    ]
+    if "accuracy_shifted" in report:
+        lines.append(f"  accuracy under stain/colour shift  {report['accuracy_shifted']:.4f}")
+        for name, values in report["robustness"].items():
+            lines.append(f"    {name:<13} accuracy {values['accuracy']:.4f}  kappa {values['kappa']:.4f}")
+    if "shortcut_baseline_accuracy" in report:
+        def fmt(v):
+            return "n/a" if v is None else f"{v:.4f}"
+        lines.append("  shortcut audit (blind baselines, same split):")
+        lines.append(f"    model                         {report['accuracy']:.4f}")
+        lines.append(f"    border colour only            {fmt(report['shortcut_baseline_accuracy'])}")
+        lines.append(f"    scale-bar corner patch only   {fmt(report['corner_patch_accuracy'])}")
+        lines.append(f"    majority class (chance)       {fmt(report['chance_accuracy'])}")
+    if "binary" in report:
+        lines.append(f"  ALL vs normal (binary head) accuracy {report['binary']['accuracy']:.4f}")
+    return "\n".join(lines)
+
+
+def print_report(report: dict) -> None:  # pragma: no cover - thin wrapper
+    print(format_report(report), file=sys.stderr)

@@ -1,0 +1,403 @@
+"""A small class-conditional DCGAN (64×64) for topping up minority classes, as in the paper.
+
+Generator: noise ⊕ class embedding -> four transposed convolutions -> 64×64 RGB (tanh).
+Discriminator: image ⊕ one-hot class planes -> four strided convolutions with spectral
+normalisation -> one score; trained with the hinge loss. Spectral norm + hinge is the standard
+remedy for the mode collapse and divergence that a plain DCGAN shows on a few hundred images.
+
+The GAN file is a plain ``torch.save`` dict (state dicts, class names, sizes, history) that loads
+with ``weights_only=True``. ``gan_ablation`` trains the classifier twice on *one* split, with and
+without the GAN top-up, and reports both test results, so whether the GAN helps is measured
+rather than assumed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import spectral_norm
+
+from ml.errors import CheckpointError, DatasetError
+
+GAN_FORMAT = "marrowfind-cgan"
+GAN_SIZE = 64
+NOISE_DIM = 64
+
+
+class Generator(nn.Module):
+    def __init__(self, n_classes: int, nz: int = NOISE_DIM, ngf: int = 32, embed_dim: int = 32):
+        super().__init__()
+        self.nz = nz
+        self.embed = nn.Embedding(n_classes, embed_dim)
+
+        def up(cin: int, cout: int, first: bool = False) -> list[nn.Module]:
+            conv = nn.ConvTranspose2d(cin, cout, 4, 1 if first else 2, 0 if first else 1, bias=False)
+            return [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        self.net = nn.Sequential(
+            *up(nz + embed_dim, ngf * 8, first=True),   # 4×4
+            *up(ngf * 8, ngf * 4),                       # 8×8
+            *up(ngf * 4, ngf * 2),                       # 16×16
+            *up(ngf * 2, ngf),                           # 32×32
+            nn.ConvTranspose2d(ngf, 3, 4, 2, 1),         # 64×64
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([z, self.embed(labels)], dim=1)
+        return self.net(x[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    def __init__(self, n_classes: int, ndf: int = 32):
+        super().__init__()
+        self.n_classes = n_classes
+
+        def down(cin: int, cout: int) -> list[nn.Module]:
+            return [spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
+
+        self.net = nn.Sequential(
+            *down(3 + n_classes, ndf),   # 32
+            *down(ndf, ndf * 2),         # 16
+            *down(ndf * 2, ndf * 4),     # 8
+            *down(ndf * 4, ndf * 8),     # 4
+            spectral_norm(nn.Conv2d(ndf * 8, 1, 4, 1, 0)),
+        )
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        planes = nn.functional.one_hot(labels, self.n_classes).to(images.dtype)
+        planes = planes[:, :, None, None].expand(-1, -1, images.shape[2], images.shape[3])
+        return self.net(torch.cat([images, planes], dim=1)).flatten()
+
+
+@dataclass
+class ConditionalGAN:
+    generator: Generator
+    class_names: list[str]
+    nz: int = NOISE_DIM
+    ngf: int = 32
+    ndf: int = 32
+    discriminator: Discriminator | None = None
+    history: list[dict] = field(default_factory=list)
+    training: dict = field(default_factory=dict)
+
+    def class_index(self, name: str) -> int:
+        if name not in self.class_names:
+            raise DatasetError(f"class {name!r} is not one of the GAN's {self.class_names}")
+        return self.class_names.index(name)
+
+
+# --------------------------------------------------------------------------- data
+
+def _to_gan_tensor(images: Sequence[np.ndarray]) -> torch.Tensor:
+    """uint8 images -> (N, 3, 64, 64) float in [-1, 1] (area-resized like ml.preprocess)."""
+    from ml.preprocess import resize_image
+
+    stack = np.stack([resize_image(image, GAN_SIZE) for image in images])
+    return torch.from_numpy(stack).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def _augment(batch: torch.Tensor) -> torch.Tensor:
+    """Flips and 90° rotations: label-preserving for smears, and they quadruple a small set."""
+    if torch.rand(()) < 0.5:
+        batch = batch.flip(-1)
+    if torch.rand(()) < 0.5:
+        batch = batch.flip(-2)
+    return torch.rot90(batch, int(torch.randint(4, ())), dims=(-2, -1))
+
+
+# --------------------------------------------------------------------------- training
+
+def train_gan_on_items(
+    items: Sequence,
+    labels: Sequence[int],
+    class_names: Sequence[str],
+    *,
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 2e-4,
+    seed: int = 0,
+    device: str | None = None,
+    ngf: int = 32,
+    ndf: int = 32,
+    max_steps: int | None = None,
+    progress: bool = True,
+) -> ConditionalGAN:
+    """Train the cGAN on images (paths or arrays) with integer labels; returns it in memory."""
+    from tqdm.auto import tqdm
+
+    from ml.datasets import load_rgb
+    from ml.device import select_device
+
+    if len(set(labels)) < 1 or len(items) == 0:
+        raise DatasetError("no images to train the GAN on")
+    torch.manual_seed(seed)
+    dev = select_device(device)
+    data = _to_gan_tensor([load_rgb(item) for item in items])
+    targets = torch.as_tensor(list(labels), dtype=torch.long)
+    n_classes = len(class_names)
+    gen = Generator(n_classes, NOISE_DIM, ngf).to(dev)
+    disc = Discriminator(n_classes, ndf).to(dev)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=lr * 2, betas=(0.0, 0.9))  # TTUR
+    history: list[dict] = []
+    step = 0
+    started = time.monotonic()
+    batch_size = min(batch_size, len(data))
+    for epoch in range(epochs):
+        order = torch.randperm(len(data))
+        d_sum = g_sum = 0.0
+        batches = 0
+        bar = tqdm(range(0, len(data) - batch_size + 1, batch_size), desc=f"gan {epoch + 1}/{epochs}",
+                   leave=False, disable=not progress)
+        for start in bar:
+            idx = order[start:start + batch_size]
+            real = _augment(data[idx]).to(dev)
+            y = targets[idx].to(dev)
+            z = torch.randn(len(idx), NOISE_DIM, device=dev)
+            fake = gen(z, y)
+            d_loss = (torch.relu(1 - disc(real, y)).mean() + torch.relu(1 + disc(fake.detach(), y)).mean())
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            g_loss = -disc(fake, y).mean()
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            d_sum += float(d_loss)
+            g_sum += float(g_loss)
+            batches += 1
+            step += 1
+            bar.set_postfix(d=f"{d_sum / batches:.3f}", g=f"{g_sum / batches:.3f}")
+            if max_steps is not None and step >= max_steps:
+                break
+        history.append({"epoch": epoch + 1, "d_loss": d_sum / max(batches, 1), "g_loss": g_sum / max(batches, 1),
+                        "elapsed_s": round(time.monotonic() - started, 1)})
+        if progress:
+            print(f"gan epoch {epoch + 1}: d {history[-1]['d_loss']:.3f} g {history[-1]['g_loss']:.3f}",
+                  file=sys.stderr)
+        if max_steps is not None and step >= max_steps:
+            break
+    gen.eval()
+    counts = np.bincount(np.asarray(labels), minlength=n_classes).tolist()
+    return ConditionalGAN(
+        generator=gen.cpu(), discriminator=disc.cpu(), class_names=list(class_names), ngf=ngf, ndf=ndf,
+        history=history,
+        training={"n_images": len(data), "counts": dict(zip(class_names, counts)), "epochs": len(history),
+                  "steps": step, "seed": seed, "batch_size": batch_size, "lr": lr},
+    )
+
+
+def train_gan(
+    data: str | Path,
+    out: str | Path,
+    *,
+    layout: str = "imagefolder",
+    epochs: int = 30,
+    batch_size: int = 64,
+    lr: float = 2e-4,
+    seed: int = 0,
+    limit_per_class: int | None = None,
+    device: str | None = None,
+    ngf: int = 32,
+    ndf: int = 32,
+    max_steps: int | None = None,
+    progress: bool = True,
+    train_split_only: bool = True,
+) -> Path:
+    """Train on a data folder and save to ``out``.
+
+    With ``train_split_only`` (default) the GAN sees only the *training* part of the same split
+    ``ml train`` makes with this seed (contiguous/patient), so samples used to top up a classifier
+    never carry information from its validation or test images.
+    """
+    from ml.datasets import scan_dataset, split_dataset
+
+    index = scan_dataset(data, layout, limit_per_class=limit_per_class)
+    samples = split_dataset(index, "auto", seed=seed).train if train_split_only else index.samples
+    lookup = {name: i for i, name in enumerate(index.class_names)}
+    gan = train_gan_on_items([s.path for s in samples], [lookup[s.label] for s in samples],
+                             index.class_names, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                             device=device, ngf=ngf, ndf=ndf, max_steps=max_steps, progress=progress)
+    gan.training.update({"data": str(data), "layout": layout, "train_split_only": train_split_only})
+    return save_gan(gan, out)
+
+
+def save_gan(gan: ConditionalGAN, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({
+        "format": GAN_FORMAT, "version": 1, "class_names": list(gan.class_names), "nz": gan.nz,
+        "ngf": gan.ngf, "ndf": gan.ndf, "size": GAN_SIZE,
+        "generator": gan.generator.state_dict(),
+        "discriminator": gan.discriminator.state_dict() if gan.discriminator is not None else None,
+        "history": gan.history, "training": gan.training,
+    }, path)
+    return path
+
+
+def load_gan(path: str | Path) -> ConditionalGAN:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"GAN file not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
+        raise CheckpointError(f"{path} is not a readable GAN file: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != GAN_FORMAT:
+        raise CheckpointError(f"{path} is not a Marrow-Find cGAN file")
+    gen = Generator(len(data["class_names"]), data["nz"], data["ngf"])
+    gen.load_state_dict(data["generator"])
+    gen.eval()
+    return ConditionalGAN(generator=gen, class_names=list(data["class_names"]), nz=data["nz"],
+                          ngf=data["ngf"], ndf=data["ndf"], history=list(data.get("history", [])),
+                          training=dict(data.get("training", {})))
+
+
+# --------------------------------------------------------------------------- sampling
+
+@torch.no_grad()
+def sample_images(gan: ConditionalGAN, class_name: str, n: int, *, seed: int = 0,
+                  size: int | None = None) -> list[np.ndarray]:
+    """``n`` generated H×W×3 uint8 images of one class (64×64, or resized to ``size``)."""
+    if n <= 0:
+        return []
+    label = gan.class_index(class_name)
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, gan.nz, generator=generator)
+    gan.generator.eval()
+    out = gan.generator(z, torch.full((n,), label, dtype=torch.long))
+    arrays = ((out.clamp(-1, 1) + 1) * 127.5 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    images = [np.ascontiguousarray(a) for a in arrays]
+    if size is not None and size != GAN_SIZE:
+        import cv2
+
+        images = [cv2.resize(a, (size, size), interpolation=cv2.INTER_LINEAR) for a in images]
+    return images
+
+
+def sample_grid(gan: ConditionalGAN, class_name: str, n: int = 16, *, seed: int = 0) -> np.ndarray:
+    """A square-ish grid image of ``n`` samples of one class, 2-px white gutters."""
+    images = sample_images(gan, class_name, n, seed=seed)
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    gutter = 2
+    grid = np.full((rows * (GAN_SIZE + gutter) + gutter, cols * (GAN_SIZE + gutter) + gutter, 3), 255,
+                   dtype=np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        y0, x0 = gutter + r * (GAN_SIZE + gutter), gutter + c * (GAN_SIZE + gutter)
+        grid[y0:y0 + GAN_SIZE, x0:x0 + GAN_SIZE] = image
+    return grid
+
+
+def save_samples(gan: ConditionalGAN, class_name: str, n: int, out_dir: str | Path, *, seed: int = 0,
+                 size: int | None = None, grid: bool = False) -> list[Path]:
+    """Write ``n`` samples as ``<class>-gan-0001.png`` ... (and ``grid.png`` on request)."""
+    from PIL import Image
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, image in enumerate(sample_images(gan, class_name, n, seed=seed, size=size), start=1):
+        path = out_dir / f"{class_name}-gan-{i:04d}.png"
+        Image.fromarray(image).save(path)
+        written.append(path)
+    if grid:
+        Image.fromarray(sample_grid(gan, class_name, min(n, 64), seed=seed)).save(out_dir / "grid.png")
+    return written
+
+
+def write_class_grids(gan: ConditionalGAN | str | Path, out_dir: str | Path, *, n: int = 16,
+                      seed: int = 0) -> list[Path]:
+    """One sample-grid PNG per class: ``<out_dir>/grid_<class>.png``."""
+    from PIL import Image
+
+    if not isinstance(gan, ConditionalGAN):
+        gan = load_gan(gan)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in gan.class_names:
+        path = out_dir / f"grid_{name}.png"
+        Image.fromarray(sample_grid(gan, name, n, seed=seed)).save(path)
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- ablation
+
+def gan_ablation(
+    data: str | Path,
+    out_dir: str | Path,
+    *,
+    layout: str = "imagefolder",
+    arch: str = "efficientnet_lite0",
+    weights: str | None = "imagenet",
+    img_size: int | None = None,
+    epochs: int = 10,
+    gan_epochs: int = 30,
+    batch_size: int = 32,
+    limit_per_class: int | None = None,
+    seed: int = 0,
+    baseline_balance: str = "weights",
+    gan_model: str | Path | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    **train_kwargs,
+) -> dict:
+    """Does the GAN top-up help? Train twice on the *same* split and compare on its test part.
+
+    Returns ``{"split": ..., "baseline": {balance, test metrics}, "gan": {...},
+    "delta_accuracy": gan - baseline, "delta_kappa": ..., "helped": bool}``.
+    """
+    from torch.utils.data import DataLoader
+
+    from ml.augment import eval_transform
+    from ml.datasets import samples_to_dataset, scan_dataset, split_dataset
+    from ml.device import resolve_precision, select_device
+    from ml.evaluate import compute_metrics
+    from ml.models import imagenet_normalization, input_size_for
+    from ml.train import TrainConfig, _train_on_split, predict_loader
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = scan_dataset(data, layout, limit_per_class=limit_per_class)
+    split = split_dataset(index, "auto", seed=seed)
+    if not split.test or not split.val:
+        raise DatasetError("the ablation needs validation and test images; use more data")
+    size = img_size or input_size_for(arch)
+    results: dict = {"split": split.method, "split_sizes": {"train": len(split.train), "val": len(split.val),
+                                                            "test": len(split.test)}}
+    for tag, balance in (("baseline", baseline_balance), ("gan", "gan")):
+        config = TrainConfig(
+            data=Path(data), out=out_dir / f"ablation_{tag}.pt", layout=layout, arch=arch, weights=weights,
+            img_size=size, epochs=epochs, batch_size=batch_size, balance=balance, seed=seed,
+            limit_per_class=limit_per_class, device=device, progress=progress,
+            gan_model=Path(gan_model) if gan_model else None, gan_epochs=gan_epochs, **train_kwargs,
+        )
+        result = _train_on_split(config, index, split)
+        from ml.checkpoint import load_checkpoint
+
+        model, _card = load_checkpoint(result.checkpoint)
+        dev = select_device(device)
+        model.to(dev)
+        test_ds = samples_to_dataset(split.test, index.class_names, eval_transform(size, *imagenet_normalization(arch)))
+        probs, _, y = predict_loader(model, DataLoader(test_ds, batch_size=64), dev,
+                                     resolve_precision(dev, "auto"))
+        metrics = compute_metrics(y, probs, index.class_names)
+        results[tag] = {"balance": balance, "checkpoint": str(result.checkpoint),
+                        "accuracy": metrics["accuracy"], "kappa": metrics["kappa"],
+                        "f1_weighted": metrics["f1_weighted"], "f1_macro": metrics["f1_macro"],
+                        "per_class_recall": {k: v["recall"] for k, v in metrics["per_class"].items()}}
+    results["delta_accuracy"] = results["gan"]["accuracy"] - results["baseline"]["accuracy"]
+    results["delta_kappa"] = results["gan"]["kappa"] - results["baseline"]["kappa"]
+    results["helped"] = bool(results["delta_kappa"] > 0)
+    return results

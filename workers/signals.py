@@ -1,0 +1,52 @@
+"""Worker start-up: load the active models once per worker process.
+
+``worker_process_init`` is sent inside each pool process (prefork children,
+and the one process of the ``solo`` pool) after the fork, so CUDA, when used,
+is initialised in the process that runs the tasks and never in a parent that
+forks afterwards. The ``threads`` pool sends no ``worker_process_init``; its
+threads share the main process, which is warmed up at ``worker_ready``
+instead. Where neither applies (e.g. tests calling the pipeline directly) the
+model loads lazily at the first chunk.
+
+Set ``MARROWFIND_WARM_UP=0`` to skip the warm-up (e.g. a worker that only
+serves the report queue).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from celery.signals import worker_process_init, worker_ready
+
+logger = logging.getLogger(__name__)
+
+
+def _enabled() -> bool:
+    return os.environ.get("MARROWFIND_WARM_UP", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _warm_up() -> None:
+    from django.db import connections
+
+    from workers import model_cache
+
+    try:
+        model_cache.cache.warm_up()
+    finally:
+        # The warm-up's connection must not be carried into the first task (or a fork).
+        connections.close_all()
+
+
+@worker_process_init.connect
+def warm_up_model_in_pool_process(**kwargs) -> None:
+    if _enabled():
+        _warm_up()
+
+
+@worker_ready.connect
+def warm_up_model_for_threads_pool(sender=None, **kwargs) -> None:
+    pool_cls = getattr(getattr(sender, "controller", None), "pool_cls", None)
+    name = getattr(pool_cls, "__module__", "") if pool_cls is not None else ""
+    if _enabled() and name.endswith("concurrency.thread"):
+        _warm_up()
