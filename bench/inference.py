@@ -38,19 +38,19 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-from ml.cam import cam_target_layer  # noqa: E402
-from ml.datapaths import shared_data_dir  # noqa: E402
-from ml.device import cpu_supports_bf16  # noqa: E402
-from ml.labels import SUBTYPE_BINARY_MAP, SUBTYPES  # noqa: E402
-from ml.checkpoint import ModelCard  # noqa: E402
-from ml.models import build_model, imagenet_normalization  # noqa: E402
-from ml.predict import Predictor  # noqa: E402
-from ml.preprocess import to_batch  # noqa: E402
+from ml.cam import cam_target_layer
+from ml.checkpoint import ModelCard
+from ml.datapaths import shared_data_dir
+from ml.device import cpu_supports_bf16
+from ml.labels import SUBTYPE_BINARY_MAP, SUBTYPES
+from ml.models import build_model, imagenet_normalization
+from ml.predict import Predictor
+from ml.preprocess import to_batch
 
 
 def load_bench_images(count: int, size: int) -> tuple[list[np.ndarray], str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 
 from diagnostics.access import labs_for
 from diagnostics.models import Case, Lab
@@ -26,13 +27,13 @@ class MultipleFileField(forms.FileField):
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
-        single = super().clean
-        if isinstance(data, (list, tuple)):
-            files = [single(item, initial) for item in data if item]
-            if not files and self.required:
-                raise forms.ValidationError(self.error_messages["required"], code="required")
-            return files
-        return [single(data, initial)] if data else []
+        # Deliberately not FileField's per-file validation: it refuses the whole form for one
+        # empty file. Each file is judged on its own by diagnostics.services.upload.
+        items = data if isinstance(data, (list, tuple)) else ([data] if data else [])
+        files = [item for item in items if isinstance(item, UploadedFile)]
+        if not files and self.required:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        return files
 
 
 def _files_help() -> str:

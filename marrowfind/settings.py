@@ -308,6 +308,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Request bodies get their own components, so upload fields are binary files.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "CaseStatusEnum": "diagnostics.models.CaseStatus",
+        "ImageStatusEnum": "diagnostics.models.ImageStatus",
+    },
 }
 
 # --- assistant ------------------------------------------------------------

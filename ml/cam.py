@@ -125,7 +125,7 @@ def cam_target_layer(model: nn.Module) -> nn.Module:
     """
     features = getattr(model, "features", None)
     if not isinstance(features, nn.Module):
-        raise ValueError("model has no .features module to take the CAM from")
+        raise TypeError("model has no .features module to take the CAM from")
     if isinstance(features, nn.Sequential) and len(features) > 0:
         return features[-1]
     return features

@@ -470,6 +470,8 @@ class LabelledImages:
 
     def __getitem__(self, i: int):
         image = self.image(i)
+        if not image.flags.writeable:  # torch.from_numpy warns on read-only buffers
+            image = image.copy()
         if self.transform is not None:
             image = self.transform(image)
         return image, self.labels[i]

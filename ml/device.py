@@ -10,7 +10,7 @@ precision, which is where the time goes.
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 import torch
 
@@ -102,7 +102,7 @@ def precision_name(dtype: torch.dtype | None) -> str:
     return _DTYPE_NAMES[dtype]
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager[object]:
+def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[object]:
     """Autocast context for ``dtype`` on ``device``; a no-op for fp32 (``None``)."""
     if dtype is None:
         return contextlib.nullcontext()

@@ -31,9 +31,9 @@ class NormalisationSpec(Protocol):
 
 
 def check_image(image: np.ndarray) -> None:
-    """Raise ``ValueError`` unless ``image`` is an H×W×3 uint8 array (what ``load_image`` returns)."""
+    """Raise ``TypeError``/``ValueError`` unless ``image`` is an H×W×3 uint8 array (as ``load_image`` returns)."""
     if not isinstance(image, np.ndarray):
-        raise ValueError(f"expected a NumPy array, got {type(image).__name__}")
+        raise TypeError(f"expected a NumPy array, got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an H×W×3 RGB image, got shape {image.shape}")
     if image.dtype != np.uint8:

@@ -84,6 +84,8 @@ class TrainConfig:
     demo: bool = False
     class_names: list[str] | None = None
     time_budget_s: float | None = None
+    backbone_lr_scale: float = 0.1
+    data_label: str | None = None  # replaces the data root in the card (e.g. a temporary synthetic set)
     stain_jitter: bool = True
 
     @classmethod
@@ -241,7 +243,9 @@ def fit(
     backbone = list(model.features.parameters())
     backbone_ids = {id(p) for p in backbone}
     heads = [p for p in model.parameters() if id(p) not in backbone_ids]
-    backbone_lr = config.lr * (0.1 if pretrained else 1.0)  # keep ImageNet features, move heads fast
+    # Pretrained: the backbone moves slower than the new heads, so ImageNet features are refined
+    # rather than overwritten in the first noisy steps.
+    backbone_lr = config.lr * (config.backbone_lr_scale if pretrained else 1.0)
     optimizer = torch.optim.AdamW(
         [{"params": backbone, "base_lr": backbone_lr}, {"params": heads, "base_lr": config.lr}],
         lr=config.lr, weight_decay=config.weight_decay,
@@ -250,7 +254,7 @@ def fit(
 
     steps_per_epoch = max(1, len(train_loader))
     total_steps = steps_per_epoch * config.epochs
-    warmup_steps = min(steps_per_epoch, 100)
+    warmup_steps = min(100, max(1, total_steps // 10))
     history: list[dict] = []
     best = {"kappa": -math.inf, "val_loss": math.inf, "epoch": 0, "state": None}
     start_epoch, step, bad_epochs = 0, 0, 0
@@ -341,6 +345,10 @@ def fit(
 
     if best["state"] is not None:
         model.load_state_dict(best["state"])
+    if state_path is not None:
+        # The run finished (or stopped on purpose): the checkpoint now holds the best weights and
+        # --resume continues from it. The state file (4x the model) only survives interruptions.
+        Path(state_path).unlink(missing_ok=True)
     probs, binary_probs, y_val = predict_loader(model, val_loader, device, dtype, desc="validate")
     from ml.evaluate import compute_metrics
 
@@ -482,9 +490,12 @@ def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
     outcome = fit(model, train_ds, val_ds, run_config, class_names=class_names, binary_map=binary_map,
                   pretrained=weights is not None, resume_state=resume_state,
                   state_path=state_path_for(out), extra_state={"split": split.to_dict()})
+    data_summary = index.summary()
+    if config.data_label:
+        data_summary["root"] = config.data_label
     training = {
         "task": "image",
-        "data": index.summary(),
+        "data": data_summary,
         "layout": index.layout,
         "split": split.to_dict(),
         "split_method": split.method,

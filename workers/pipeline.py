@@ -317,11 +317,14 @@ def classify_chunk(
     outcome = ChunkOutcome()
     timer = StageTimer()
     loaded = model_cache.get(ModelTask.IMAGE, fallback_version_id=model_version_id)
-    claimed = claim_for_classification(image_ids, token)
+    with timer("db"):
+        claimed = claim_for_classification(image_ids, token)
+        images = {image.pk: image for image in SlideImage.objects.filter(pk__in=claimed).select_related("case")}
     outcome.claimed = list(claimed)
     if not claimed:
+        outcome.timings = timer.as_dict()
         return outcome
-    images = {image.pk: image for image in SlideImage.objects.filter(pk__in=claimed).select_related("case")}
+    claim_share = timer.seconds["db"] / len(claimed)
     outcome.case_ids = {image.case_id for image in images.values()}
     if loaded is None:
         for case_id in outcome.case_ids:
@@ -357,7 +360,7 @@ def classify_chunk(
                 outcome.failed.append(image_id)
                 pending.discard(image_id)
                 continue
-            per_image[image_id] = {"decode": time.perf_counter() - started}
+            per_image[image_id] = {"decode": time.perf_counter() - started, "db": claim_share}
 
         ready = [image_id for image_id in claimed if image_id in arrays]
         predictions = _predict_isolating_failures(predictor, ready, arrays, timer, per_image)
@@ -373,10 +376,8 @@ def classify_chunk(
                 png = encode_png(cam_overlay(arrays[image_id], prediction.cam)) if prediction.cam is not None else None
             per_image[image_id]["overlays"] = time.perf_counter() - started
             arrays.pop(image_id)  # free the pixels as soon as they are no longer needed
-            started = time.perf_counter()
             with timer("db"):
                 analysis_id = _save_classification(images[image_id], version, prediction, png, token, per_image[image_id])
-            per_image[image_id]["db"] = time.perf_counter() - started
             pending.discard(image_id)
             if analysis_id is not None:
                 outcome.analysed.append(analysis_id)
@@ -434,8 +435,13 @@ def _predict_isolating_failures(predictor, ready: list[int], arrays: dict[int, A
 def _save_classification(image: SlideImage, version: ModelVersion, prediction, png: bytes | None, token: str, timings) -> int | None:
     """Write the Analysis (get_or_create on the unique (image, model_version)) and
     hand the image on to segmentation, in one transaction. Returns the Analysis id,
-    or None when this token lost its claim meanwhile (the sweeper gave it away)."""
+    or None when this token lost its claim meanwhile (the sweeper gave it away).
+
+    ``timings["db"]`` is the measured database time of this image up to the
+    ``get_or_create``; the last writes of a transaction cannot time themselves
+    and are in the TaskRun's task-level timings."""
     written: list[str] = []
+    started = time.perf_counter()
     with _delete_on_error(written), transaction.atomic():
         analysis, created = Analysis.objects.get_or_create(
             image=image,
@@ -446,13 +452,20 @@ def _save_classification(image: SlideImage, version: ModelVersion, prediction, p
                 "confidence": prediction.confidence,
                 "low_confidence": prediction.low_confidence,
                 "all_probability": prediction.all_probability,
-                "timings": {stage: round(value, 4) for stage, value in timings.items()},
             },
         )
+        update_fields = []
+        if created:
+            timings = dict(timings)
+            timings["db"] = timings.get("db", 0.0) + (time.perf_counter() - started)
+            analysis.timings = {stage: round(value, 4) for stage, value in timings.items()}
+            update_fields.append("timings")
         if png is not None and not analysis.cam_overlay:
             analysis.cam_overlay.save("cam.png", ContentFile(png), save=False)
             written.append(analysis.cam_overlay.name)
-            analysis.save(update_fields=["cam_overlay"])
+            update_fields.append("cam_overlay")
+        if update_fields:
+            analysis.save(update_fields=update_fields)
         handed_on = SlideImage.objects.filter(
             pk=image.pk, status=ImageStatus.PROCESSING, stage=STAGE_CLASSIFY, claimed_by=token
         ).update(stage=STAGE_CLASSIFIED, claimed_at=timezone.now())
@@ -499,12 +512,14 @@ def segment_image(analysis_id: int, *, token: str | None = None, actor_label: st
     token = token or claim_token(None)
     outcome = SegmentOutcome()
     timer = StageTimer()
-    analysis = Analysis.objects.select_related("image__case", "model_version").filter(pk=analysis_id).first()
+    with timer("db"):
+        analysis = Analysis.objects.select_related("image__case", "model_version").filter(pk=analysis_id).first()
+        claimed = analysis is not None and claim_for_segmentation(analysis.image_id, token)
     if analysis is None:
         return outcome
     image = analysis.image
     outcome.image_id, outcome.case_id = image.pk, image.case_id
-    if not claim_for_segmentation(image.pk, token):
+    if not claimed:
         return outcome
     try:
         try:
@@ -532,16 +547,19 @@ def segment_image(analysis_id: int, *, token: str | None = None, actor_label: st
             reason = f"Segmentation failed ({exc.__class__.__name__}: {exc})"[:500]
             return _segment_failed(outcome, image, "segmentation_error", reason, token, actor_label, analysis, timer)
         del pixels
-        with timer("db"):
-            outcome.state = _save_segmentation(analysis, result, cell_version, png, token, timer, actor_label)
+        save_started, db_before = time.perf_counter(), timer.seconds["db"]
+        outcome.state = _save_segmentation(analysis, result, cell_version, png, token, timer, actor_label)
+        # For the task-level timings the whole save counts, its last writes included.
+        timer.seconds["db"] = db_before + (time.perf_counter() - save_started)
     except SoftTimeLimitExceeded:
         limit = settings.CELERY_TASK_SOFT_TIME_LIMIT
         reason = f"Analysis took longer than the time limit ({limit} s)."
         _segment_failed(outcome, image, "time_limit", reason, token, actor_label, analysis, timer)
         outcome.error = f"soft time limit ({limit} s) exceeded"
         return outcome
+    with timer("db"):
+        outcome.case_finished = finalize_case_if_complete(image.case_id, actor_label=actor_label)
     outcome.timings = timer.as_dict()
-    outcome.case_finished = finalize_case_if_complete(image.case_id, actor_label=actor_label)
     return outcome
 
 
@@ -557,9 +575,10 @@ def _save_segmentation(analysis: Analysis, result, cell_version, png: bytes, tok
     image = analysis.image
     written: list[str] = []
     with _delete_on_error(written), transaction.atomic():
-        done = SlideImage.objects.filter(
-            pk=image.pk, status=ImageStatus.PROCESSING, stage=STAGE_SEGMENT, claimed_by=token
-        ).update(status=ImageStatus.DONE, stage="", error_code="", error="")
+        with timer("db"):
+            done = SlideImage.objects.filter(
+                pk=image.pk, status=ImageStatus.PROCESSING, stage=STAGE_SEGMENT, claimed_by=token
+            ).update(status=ImageStatus.DONE, stage="", error_code="", error="")
         if not done:  # the claim was given away meanwhile (stale): the new holder writes the result
             return "skipped"
         timings = dict(analysis.timings or {})

@@ -24,7 +24,12 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -105,9 +110,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if getattr(api_exc, "auth_header", None):
         headers["WWW-Authenticate"] = api_exc.auth_header
     if getattr(api_exc, "wait", None):
-        headers["Retry-After"] = "%d" % api_exc.wait
+        headers["Retry-After"] = f"{int(api_exc.wait)}"
     set_rollback()
-    return Response(error_body(str(code), message, details), status=api_exc.status_code, headers=headers)
+    return Response(
+        error_body(str(code), message, details),
+        status=api_exc.status_code,
+        headers=headers,
+    )
 
 
 def is_api_request(request: HttpRequest) -> bool:
@@ -120,7 +129,10 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
         details: dict[str, str] = {"path": request.path}
         if not request.path.endswith("/"):
             details["hint"] = "API addresses end with a slash."
-        return JsonResponse(error_body("not_found", "No API endpoint or object at this address.", details), status=404)
+        return JsonResponse(
+            error_body("not_found", "No API endpoint or object at this address.", details),
+            status=404,
+        )
     return defaults.page_not_found(request, exception)
 
 
@@ -129,7 +141,10 @@ def handler500(request: HttpRequest) -> HttpResponse:
     logged by Django (``django.request``); the body reveals nothing of it."""
     if is_api_request(request):
         return JsonResponse(
-            error_body("server_error", "The server failed to handle this request. The error has been logged."),
+            error_body(
+                "server_error",
+                "The server failed to handle this request. The error has been logged.",
+            ),
             status=500,
         )
     return defaults.server_error(request)
@@ -137,7 +152,10 @@ def handler500(request: HttpRequest) -> HttpResponse:
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api_request(request):
-        return JsonResponse(error_body("bad_request", "The request was refused as malformed."), status=400)
+        return JsonResponse(
+            error_body("bad_request", "The request was refused as malformed."),
+            status=400,
+        )
     return defaults.bad_request(request, exception)
 
 

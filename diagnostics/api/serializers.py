@@ -4,16 +4,25 @@ schemathesis run checks the responses against that schema)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from diagnostics.access import labs_for
-from diagnostics.models import Analysis, Case, CaseStatus, ImageStatus, Lab, ModelVersion, SlideImage, Specimen
+from diagnostics.models import (
+    Analysis,
+    Case,
+    CaseStatus,
+    ImageStatus,
+    Lab,
+    ModelVersion,
+    SlideImage,
+    Specimen,
+)
 from diagnostics.services.review import ImageReviewItem
-
 
 # --------------------------------------------------------------------------- errors
 
@@ -57,7 +66,7 @@ class CaseSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Case
-        fields = [
+        fields = (
             "id",
             "lab",
             "accession_number",
@@ -75,7 +84,7 @@ class CaseSerializer(serializers.ModelSerializer):
             "signed_out_at",
             "sign_out_version",
             "links",
-        ]
+        )
         read_only_fields = fields
 
     def get_image_count(self, case: Case) -> int:
@@ -94,11 +103,12 @@ class CaseSerializer(serializers.ModelSerializer):
         }
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class LabChoiceField(serializers.SlugRelatedField):
     """A lab by its slug, among the caller's own labs only (another lab's slug
     is "not found", like any other object of another lab)."""
 
-    default_error_messages = {
+    default_error_messages: ClassVar[dict[str, str]] = {
         "does_not_exist": "You are not a member of a lab {slug_name}={value}.",
         "invalid": "Invalid value.",
     }
@@ -134,7 +144,8 @@ class CaseCreateSerializer(serializers.Serializer):
     )
     accession_number = serializers.CharField(max_length=64, help_text="Unique within the lab.")
     patient_pseudonym = serializers.CharField(
-        max_length=64, help_text="A pseudonymous patient id: never a name or a hospital number."
+        max_length=64,
+        help_text="A pseudonymous patient id: never a name or a hospital number.",
     )
     specimen = serializers.ChoiceField(choices=Specimen.choices)
     stain = serializers.CharField(max_length=64, required=False, default="Wright-Giemsa")
@@ -152,7 +163,16 @@ class CaseCreateSerializer(serializers.Serializer):
 
     def case_fields(self) -> dict[str, Any]:
         data = self.validated_data
-        return {name: data[name] for name in ("accession_number", "patient_pseudonym", "specimen", "stain", "clinical_note")}
+        return {
+            name: data[name]
+            for name in (
+                "accession_number",
+                "patient_pseudonym",
+                "specimen",
+                "stain",
+                "clinical_note",
+            )
+        }
 
 
 class ImagesUploadSerializer(serializers.Serializer):
@@ -167,7 +187,15 @@ class ImagesUploadSerializer(serializers.Serializer):
 class AcceptedImageSerializer(serializers.ModelSerializer):
     class Meta:
         model = SlideImage
-        fields = ["id", "position", "original_filename", "sha256", "width", "height", "status"]
+        fields = (
+            "id",
+            "position",
+            "original_filename",
+            "sha256",
+            "width",
+            "height",
+            "status",
+        )
         read_only_fields = fields
 
 
@@ -274,7 +302,14 @@ def summary_payload(figures: dict[str, Any]) -> dict[str, Any]:
 class ModelVersionBriefSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
-        fields = ["id", "name", "task", "arch", "sha256", "is_demo"]
+        fields = (
+            "id",
+            "name",
+            "task",
+            "arch",
+            "sha256",
+            "is_demo",
+        )
         read_only_fields = fields
 
 
@@ -284,7 +319,18 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "name", "task", "arch", "class_names", "sha256", "metrics", "is_active", "is_demo", "created_at"]
+        fields = (
+            "id",
+            "name",
+            "task",
+            "arch",
+            "class_names",
+            "sha256",
+            "metrics",
+            "is_active",
+            "is_demo",
+            "created_at",
+        )
         read_only_fields = fields
 
 
@@ -305,7 +351,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Analysis
-        fields = [
+        fields = (
             "model_version",
             "label",
             "probabilities",
@@ -316,7 +362,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "blasts",
             "timings",
             "created_at",
-        ]
+        )
         read_only_fields = fields
 
 
@@ -344,7 +390,8 @@ class ImageResultSerializer(serializers.Serializer):
     analysis = AnalysisSerializer(allow_null=True)
     review = ReviewBriefSerializer(allow_null=True)
     current_label = serializers.CharField(
-        allow_null=True, help_text="The newest review's label, else the model's label; null before analysis."
+        allow_null=True,
+        help_text="The newest review's label, else the model's label; null before analysis.",
     )
     files = ImageFilesSerializer()
 
@@ -384,7 +431,10 @@ def image_result(item: ImageReviewItem, request) -> dict[str, Any]:
         "files": {
             "original": file_url("original", bool(image.file)),
             "cam": file_url("cam", analysis is not None and bool(analysis.cam_overlay)),
-            "segmentation": file_url("segmentation", analysis is not None and bool(analysis.segmentation_overlay)),
+            "segmentation": file_url(
+                "segmentation",
+                analysis is not None and bool(analysis.segmentation_overlay),
+            ),
         },
     }
 
@@ -393,7 +443,7 @@ def image_result(item: ImageReviewItem, request) -> dict[str, Any]:
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField(help_text='Send as "Authorization: Token <token>". Shown once.')
+    token = serializers.CharField(source="key", help_text='Send as "Authorization: Token <token>". Shown once.')
     created = serializers.DateTimeField()
 
 

@@ -14,7 +14,12 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
-DEFAULT_RATES = {"anon": "60/min", "user": "1200/min", "upload": "120/min", "token": "20/hour"}
+DEFAULT_RATES = {
+    "anon": "60/min",
+    "user": "1200/min",
+    "upload": "120/min",
+    "token": "20/hour",
+}
 
 
 class _RateFromSettings:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import logging
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers as drf_serializers
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 from rest_framework.generics import GenericAPIView
@@ -36,11 +36,18 @@ from diagnostics import access, audit
 from diagnostics.api import serializers as s
 from diagnostics.api.exceptions import ApiError
 from diagnostics.api.permissions import CanUploadToCase, IsLabMember
-from diagnostics.api.throttling import ApiAnonThrottle, ApiTokenThrottle, ApiUploadThrottle, ApiUserThrottle
-from diagnostics.models import AuditEvent, Case, CaseStatus, ModelVersion
+from diagnostics.api.throttling import (
+    ApiAnonThrottle,
+    ApiTokenThrottle,
+    ApiUploadThrottle,
+    ApiUserThrottle,
+)
+from diagnostics.models import AuditEvent, Case, CaseStatus, ModelVersion, ReportStatus
 from diagnostics.services import cases as case_service
+from diagnostics.services import reports as report_service
 from diagnostics.services import review as review_service
 from diagnostics.services import upload as upload_service
+from diagnostics.views.cases import protected_media
 
 logger = logging.getLogger("marrowfind.api")
 
@@ -80,15 +87,9 @@ class PdfRenderer(BaseRenderer):
         return data
 
 
-class ApiView(GenericAPIView):
-    """Defaults of every API view: JSON only, lab members only, throttled.
-
-    Errors are always rendered as JSON, even when the client asked for
-    another type (the report's PDF) that the error cannot be."""
-
-    renderer_classes = [JSONRenderer]
-    permission_classes = [IsLabMember]
-    throttle_classes = [ApiAnonThrottle, ApiUserThrottle]
+class JsonErrorsMixin:
+    """Errors are always rendered as JSON, even when the client asked for a
+    type (the report's PDF, the schema's YAML) that an error cannot be."""
 
     def finalize_response(self, request, response, *args, **kwargs):
         if isinstance(response, Response) and getattr(response, "exception", False):
@@ -96,20 +97,41 @@ class ApiView(GenericAPIView):
             request.accepted_media_type = JSONRenderer.media_type
         return super().finalize_response(request, response, *args, **kwargs)
 
+
+class ApiView(JsonErrorsMixin, GenericAPIView):
+    """Defaults of every API view: JSON only, lab members only, throttled."""
+
+    renderer_classes = (JSONRenderer,)
+    permission_classes = (IsLabMember,)
+    throttle_classes = (ApiAnonThrottle, ApiUserThrottle)
+
     def get_case(self) -> Case:
         return access.get_case_or_404(self.request.user, self.kwargs["pk"])
 
 
-# --------------------------------------------------------------------------- health and tokens
+# --------------------------------------------------------------------------- schema, health and tokens
+
+
+class SchemaView(JsonErrorsMixin, SpectacularAPIView):
+    """The OpenAPI 3 schema (YAML; ``?format=json`` for JSON). Public: it
+    describes the API, not any lab's data."""
+
+    throttle_classes = (ApiAnonThrottle, ApiUserThrottle)
+
+
+class DocsView(JsonErrorsMixin, SpectacularSwaggerView):
+    """Swagger UI for the schema, from drf-spectacular-sidecar's self-hosted files."""
+
+    throttle_classes = (ApiAnonThrottle, ApiUserThrottle)
 
 
 class HealthView(ApiView):
     """Liveness for load balancers and compose healthchecks: the process
     answers and the database accepts a query. Public, never throttled."""
 
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    throttle_classes: list = []
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = ()
     serializer_class = s.HealthSerializer
 
     @extend_schema(
@@ -122,7 +144,7 @@ class HealthView(ApiView):
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
-        except Exception as exc:
+        except DatabaseError as exc:
             logger.warning("health check: database unavailable: %s", exc)
             raise ApiError("The database is unavailable.", code="unavailable", status_code=503) from None
         return Response({"status": "ok", "database": "ok"})
@@ -133,8 +155,8 @@ class TokenView(ApiView):
     DELETE revokes it. Sign in on the site (with your second factor) and call
     this with the session, or call it with the current token to rotate it."""
 
-    permission_classes = [IsAuthenticated]
-    throttle_classes = [ApiAnonThrottle, ApiUserThrottle, ApiTokenThrottle]
+    permission_classes = (IsAuthenticated,)
+    throttle_classes = (ApiAnonThrottle, ApiUserThrottle, ApiTokenThrottle)
     serializer_class = s.TokenSerializer
 
     @extend_schema(
@@ -148,7 +170,10 @@ class TokenView(ApiView):
             Token.objects.filter(user=request.user).delete()
             token = Token.objects.create(user=request.user)
         audit.record(AuditEvent.Verb.OTHER, actor=request.user, action="api_token_issued")
-        return Response(s.TokenSerializer(token, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        return Response(
+            s.TokenSerializer(token, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
     @extend_schema(
         operation_id="token_revoke",
@@ -167,12 +192,22 @@ class TokenView(ApiView):
 
 
 class ModelVersionListView(ApiView):
+    """The registered model versions, newest first; `is_active` marks the one the workers use, `is_demo` a
+    model trained on synthetic data (not for diagnosis)."""
+
     serializer_class = s.ModelVersionSerializer
 
     def get_queryset(self):
         return ModelVersion.objects.order_by("-created_at", "-id")
 
-    @extend_schema(operation_id="models_list", responses={200: s.ModelVersionSerializer(many=True), **error_responses(*READ_ERRORS)}, tags=["models"])
+    @extend_schema(
+        operation_id="models_list",
+        responses={
+            200: s.ModelVersionSerializer(many=True),
+            **error_responses(*READ_ERRORS),
+        },
+        tags=["models"],
+    )
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -188,15 +223,19 @@ def _upload_error(exc: upload_service.UploadError) -> ApiError:
         return ApiError(str(exc), code="case_closed", status_code=status.HTTP_409_CONFLICT)
     if isinstance(exc, upload_service.NoUsableImagesError):
         return ApiError(
-            str(exc), code="no_usable_images", details={"rejected": [r.as_dict() for r in exc.rejected]}
+            str(exc),
+            code="no_usable_images",
+            details={"rejected": [r.as_dict() for r in exc.rejected]},
         )
     return ApiError(str(exc), code="upload_refused")
 
 
 class CaseListView(ApiView):
+    """Your labs' cases, newest first (GET), and a new case with its first images (POST)."""
+
     serializer_class = s.CaseSerializer
-    parser_classes = [MultiPartParser]
-    throttle_classes = [ApiAnonThrottle, ApiUserThrottle, ApiUploadThrottle]
+    parser_classes = (MultiPartParser,)
+    throttle_classes = (ApiAnonThrottle, ApiUserThrottle, ApiUploadThrottle)
 
     def get_queryset(self):
         cases = access.cases_for(self.request.user).select_related("lab").annotate(image_total=Count("images"))
@@ -206,7 +245,9 @@ class CaseListView(ApiView):
         if params.get("status"):
             if params["status"] not in CaseStatus.values:
                 raise ApiError(
-                    "Unknown case status.", code="invalid", details={"status": [f"Choose from {', '.join(CaseStatus.values)}."]}
+                    "Unknown case status.",
+                    code="invalid",
+                    details={"status": [f"Choose from {', '.join(CaseStatus.values)}."]},
                 )
             cases = cases.filter(status=params["status"])
         if params.get("lab"):
@@ -216,11 +257,23 @@ class CaseListView(ApiView):
     @extend_schema(
         operation_id="cases_list",
         parameters=[
-            OpenApiParameter("accession_number", str, description="Only the case with this accession number."),
-            OpenApiParameter("status", str, enum=CaseStatus.values, description="Only cases in this state."),
+            OpenApiParameter(
+                "accession_number",
+                str,
+                description="Only the case with this accession number.",
+            ),
+            OpenApiParameter(
+                "status",
+                str,
+                enum=CaseStatus.values,
+                description="Only cases in this state.",
+            ),
             OpenApiParameter("lab", str, description="Only cases of this lab (slug)."),
         ],
-        responses={200: s.CaseSerializer(many=True), **error_responses(400, *READ_ERRORS)},
+        responses={
+            200: s.CaseSerializer(many=True),
+            **error_responses(400, *READ_ERRORS),
+        },
         tags=["cases"],
     )
     def get(self, request):
@@ -265,23 +318,34 @@ class CaseListView(ApiView):
 
 
 class CaseDetailView(ApiView):
+    """One case: its fields, status and links to its images, progress, summary and report."""
+
     serializer_class = s.CaseSerializer
 
-    @extend_schema(operation_id="cases_retrieve", responses={200: s.CaseSerializer, **error_responses(*READ_ERRORS)}, tags=["cases"])
+    @extend_schema(
+        operation_id="cases_retrieve",
+        responses={200: s.CaseSerializer, **error_responses(*READ_ERRORS)},
+        tags=["cases"],
+    )
     def get(self, request, pk: int):
         case = self.get_case()
         return Response(self.get_serializer(case).data)
 
 
 class CaseImagesView(ApiView):
+    """The images of a case with their results (GET), and more images for it (POST)."""
+
     serializer_class = s.ImageResultSerializer
-    parser_classes = [MultiPartParser]
-    permission_classes = [IsLabMember, CanUploadToCase]
-    throttle_classes = [ApiAnonThrottle, ApiUserThrottle, ApiUploadThrottle]
+    parser_classes = (MultiPartParser,)
+    permission_classes = (IsLabMember, CanUploadToCase)
+    throttle_classes = (ApiAnonThrottle, ApiUserThrottle, ApiUploadThrottle)
 
     @extend_schema(
         operation_id="cases_images_list",
-        responses={200: s.ImageResultSerializer(many=True), **error_responses(*READ_ERRORS)},
+        responses={
+            200: s.ImageResultSerializer(many=True),
+            **error_responses(*READ_ERRORS),
+        },
         description="Every image of the case with its status, newest analysis, newest review and file links.",
         tags=["images"],
     )
@@ -321,12 +385,7 @@ class CaseImagesView(ApiView):
 
 
 def _image_item(request, pk: int, image_pk: int) -> review_service.ImageReviewItem:
-    image = (
-        access.images_for(request.user)
-        .select_related("case")
-        .filter(case_id=pk, pk=image_pk)
-        .first()
-    )
+    image = access.images_for(request.user).select_related("case").filter(case_id=pk, pk=image_pk).first()
     if image is None:
         raise Http404("No such image")
     reviews = list(image.reviews.select_related("reviewer").order_by("-created_at", "-id"))
@@ -334,9 +393,16 @@ def _image_item(request, pk: int, image_pk: int) -> review_service.ImageReviewIt
 
 
 class ImageDetailView(ApiView):
+    """One image: status, the newest analysis (label, probabilities, low-confidence flag, cell counts, blasts),
+    the newest review, and links to the original and the CAM and segmentation overlays."""
+
     serializer_class = s.ImageResultSerializer
 
-    @extend_schema(operation_id="cases_images_retrieve", responses={200: s.ImageResultSerializer, **error_responses(*READ_ERRORS)}, tags=["images"])
+    @extend_schema(
+        operation_id="cases_images_retrieve",
+        responses={200: s.ImageResultSerializer, **error_responses(*READ_ERRORS)},
+        tags=["images"],
+    )
     def get(self, request, pk: int, image_pk: int):
         return Response(s.image_result(_image_item(request, pk, image_pk), request))
 
@@ -358,7 +424,7 @@ class ImageFileView(ApiView):
     media view after the same lab check: with ``MEDIA_SERVE_MODE=nginx`` the
     bytes come from nginx (X-Accel-Redirect)."""
 
-    renderer_classes = [JSONRenderer, BinaryRenderer]
+    renderer_classes = (JSONRenderer, BinaryRenderer)
     KINDS = ("original", "cam", "segmentation")
 
     @extend_schema(
@@ -371,8 +437,6 @@ class ImageFileView(ApiView):
         tags=["images"],
     )
     def get(self, request, pk: int, image_pk: int, kind: str):
-        from diagnostics.views.cases import protected_media
-
         if kind not in self.KINDS:
             raise Http404("No such file")
         item = _image_item(request, pk, image_pk)
@@ -389,16 +453,107 @@ class ImageFileView(ApiView):
 
 
 class CaseProgressView(ApiView):
+    """Done/total and images per pipeline stage; poll it while `active` is true."""
+
     serializer_class = s.ProgressSerializer
 
-    @extend_schema(operation_id="cases_progress", responses={200: s.ProgressSerializer, **error_responses(*READ_ERRORS)}, tags=["cases"])
+    @extend_schema(
+        operation_id="cases_progress",
+        responses={200: s.ProgressSerializer, **error_responses(*READ_ERRORS)},
+        tags=["cases"],
+    )
     def get(self, request, pk: int):
         return Response(case_service.case_progress(self.get_case()))
 
 
 class CaseSummaryView(ApiView):
+    """Case-level results: images per class, cell counts, blasts where determined, and the WHO flag."""
+
     serializer_class = s.SummarySerializer
 
-    @extend_schema(operation_id="cases_summary", responses={200: s.SummarySerializer, **error_responses(*READ_ERRORS)}, tags=["cases"])
+    @extend_schema(
+        operation_id="cases_summary",
+        responses={200: s.SummarySerializer, **error_responses(*READ_ERRORS)},
+        tags=["cases"],
+    )
     def get(self, request, pk: int):
         return Response(s.summary_payload(review_service.case_figures(self.get_case())))
+
+
+def _pdf_response(report, *, status_code: int = 200) -> HttpResponse:
+    response = HttpResponse(bytes(report.pdf), content_type="application/pdf", status=status_code)
+    response["Content-Disposition"] = f'attachment; filename="{report_service.download_filename(report)}"'
+    response["X-Report-Id"] = str(report.pk)
+    response["X-Report-Version"] = str(report.version)
+    response["X-Report-Status"] = report.status
+    response["X-Report-SHA256"] = report.sha256
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def report_headers(status_code: int) -> list[OpenApiParameter]:
+    """The response headers of a PDF answer, for the schema."""
+    return [
+        OpenApiParameter(name, str, OpenApiParameter.HEADER, response=[status_code], description=text)
+        for name, text in (
+            ("X-Report-Id", "The report's id (its QR code verifies it)."),
+            ("X-Report-Version", "The sign-out version the report belongs to."),
+            ("X-Report-Status", "final, or draft."),
+            ("X-Report-SHA256", "SHA-256 of the PDF bytes, as recorded by the site."),
+        )
+    ]
+
+
+class CaseReportView(ApiView):
+    """The case's current report: the final report of its newest sign-out, as
+    a PDF. 404 `no_report` until the case is signed out and the report is
+    rendered (a few seconds after sign-out); a draft is available from
+    `POST .../report/draft/` at any time."""
+
+    renderer_classes = (JSONRenderer, PdfRenderer)
+
+    @extend_schema(
+        operation_id="cases_report",
+        parameters=report_headers(200),
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The final report (PDF)."),
+            **error_responses(*READ_ERRORS),
+        },
+        tags=["reports"],
+    )
+    def get(self, request, pk: int):
+        case = self.get_case()
+        report = report_service.reports_of(case).filter(status=ReportStatus.FINAL).first()
+        if report is None:
+            raise ApiError(
+                "This case has no final report yet: it is made when the case is signed out.",
+                code="no_report",
+                status_code=status.HTTP_404_NOT_FOUND,
+                details={"case_status": case.status},
+            )
+        report_service.record_download(report, request.user)
+        return _pdf_response(report)
+
+
+class CaseDraftReportView(ApiView):
+    """Render a draft report of the case now (watermarked "draft, not signed
+    out"), for reading before sign-out. Each call makes a new draft."""
+
+    renderer_classes = (JSONRenderer, PdfRenderer)
+    throttle_classes = (ApiAnonThrottle, ApiUserThrottle, ApiUploadThrottle)
+
+    @extend_schema(
+        operation_id="cases_report_draft",
+        request=None,
+        parameters=report_headers(201),
+        responses={
+            (201, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The draft report (PDF)."),
+            **error_responses(*READ_ERRORS),
+        },
+        tags=["reports"],
+    )
+    def post(self, request, pk: int):
+        case = self.get_case()
+        report = report_service.create_draft_report(case, request.user)
+        report_service.record_download(report, request.user)
+        return _pdf_response(report, status_code=status.HTTP_201_CREATED)

@@ -177,9 +177,9 @@ class Service:
         return mounts
 
     def reserves_gpu(self) -> bool:
-        devices = (
-            ((self.spec.get("deploy") or {}).get("resources") or {}).get("reservations") or {}
-        ).get("devices") or []
+        devices = (((self.spec.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get(
+            "devices"
+        ) or []
         return any("gpu" in (device.get("capabilities") or []) for device in devices)
 
 
@@ -276,7 +276,10 @@ print("PROBE" + json.dumps(out))
 def container_env(service_env: dict[str, str], image_env: dict[str, str] | None = None) -> dict[str, str]:
     """What the process in the container sees: the image's ENV, then compose's
     environment, and nothing of this test run's own settings."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+    }
     env["PYTHONPATH"] = str(REPO)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(image_env or {})
@@ -287,7 +290,13 @@ def container_env(service_env: dict[str, str], image_env: dict[str, str] | None 
 
 def run_in_env(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from tests.deploy.compose import Service, container_env, option, probe_settings, services
+from tests.deploy.compose import (
+    Service,
+    container_env,
+    option,
+    probe_settings,
+    services,
+)
 
 
 def image_env(service: Service) -> dict[str, str]:

@@ -26,7 +26,16 @@ from tests.deploy.conftest import celery_app_arg, image_env
 
 _TRUE = {"1", "true", "yes", "on"}
 # Celery's global options that take a value (before the sub-command).
-_CELERY_VALUE_OPTIONS = {"-A", "--app", "-b", "--broker", "--result-backend", "--loader", "--config", "--workdir"}
+_CELERY_VALUE_OPTIONS = {
+    "-A",
+    "--app",
+    "-b",
+    "--broker",
+    "--result-backend",
+    "--loader",
+    "--config",
+    "--workdir",
+}
 
 
 def celery_subcommand(argv: list[str]) -> str | None:
@@ -60,7 +69,12 @@ def worker_queues(svc) -> list[str]:
 def test_the_settings_reader_list_is_not_empty():
     # Guards the AST walk itself: if settings stopped using env_*(), every
     # check below would pass vacuously.
-    assert {"SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT"} <= settings_env_names()
+    assert {
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "CELERY_BROKER_URL",
+        "MEDIA_ROOT",
+    } <= settings_env_names()
 
 
 def test_every_variable_a_django_service_sets_is_read_by_settings(django_services):
@@ -70,8 +84,15 @@ def test_every_variable_a_django_service_sets_is_read_by_settings(django_service
         assert not unknown, f"{name} sets {unknown}, which marrowfind/settings.py never reads"
 
 
-def test_every_variable_an_image_sets_for_django_is_read_by_settings_or_python(django_services):
-    process_env = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "DEBIAN_FRONTEND"}
+def test_every_variable_an_image_sets_for_django_is_read_by_settings_or_python(
+    django_services,
+):
+    process_env = {
+        "PATH",
+        "PYTHONUNBUFFERED",
+        "PYTHONDONTWRITEBYTECODE",
+        "DEBIAN_FRONTEND",
+    }
     known = settings_env_names() | FRAMEWORK_ENV | process_env
     for name, svc in django_services.items():
         unknown = sorted(set(image_env(svc)) - known)
@@ -157,7 +178,7 @@ def test_exactly_one_beat_and_its_tasks_are_registered(compose_services, service
         if svc.argv[:1] == ["celery"] and celery_subcommand(svc.argv) == "beat"
     }
     assert len(beats) == 1, f"the stuck-image sweeper needs exactly one beat, found {sorted(beats)}"
-    (name, svc), = beats.items()
+    ((name, svc),) = beats.items()
     assert "-B" not in svc.argv and not any("--beat" in arg for arg in svc.argv), name
     for worker_name, worker in workers(compose_services).items():
         assert "-B" not in worker.argv and "--beat" not in worker.argv, f"{worker_name} embeds a second beat"

@@ -71,6 +71,9 @@ class UploadTestCase(BaseTestCase):
 
     def setUp(self) -> None:
         super().setUp()
+        # The media folder lives per test class; each test starts with it empty.
+        for leftover in stored_files():
+            leftover.unlink()
         self.client.force_login(self.technician)
 
     def post_new_case(self, files: list, *, follow: bool = False, **fields):

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from ml.device import cpu_supports_bf16, precision_name, resolve_precision, select_device
+from ml.device import (
+    cpu_supports_bf16,
+    precision_name,
+    resolve_precision,
+    select_device,
+)
 from ml.labels import SUBTYPE_BINARY_MAP, SUBTYPES
 
 CPU = torch.device("cpu")
@@ -28,7 +34,7 @@ def test_auto_on_cpu_picks_bf16_exactly_when_the_cpu_does_it_natively() -> None:
 
 def test_cpu_bf16_detection_agrees_with_the_cpu_flags() -> None:
     try:
-        flags = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
     except OSError:
         pytest.skip("no /proc/cpuinfo on this system")
     native = " avx512_bf16" in flags or " amx_bf16" in flags

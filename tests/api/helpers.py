@@ -1,0 +1,104 @@
+"""Shared pieces of the API tests: token clients for each role, a case with
+real analysis results and overlay files, and the error-shape assertion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.cache import cache
+from django.core.files.base import ContentFile
+from django.test import override_settings
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from diagnostics.models import Analysis, CaseStatus, ImageStatus, ModelVersion, Review
+from tests.base import BaseTestCase
+from tests.factories import (
+    BatchFactory,
+    CaseFactory,
+    ModelVersionFactory,
+    SlideImageFactory,
+)
+from tests.imagefactory import png_bytes
+
+
+def token_client(user) -> APIClient:
+    """An API client that authenticates as ``user`` with a real token, as a LIS would."""
+    token, _ = Token.objects.get_or_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+# The users' passwords are hashed in every setUp; the fast hasher keeps that
+# from dominating the run (no test here is about password hashing).
+@override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])
+class ApiTestCase(BaseTestCase):
+    """Lab A's technician, pathologist and lab B's outsider, each with a token client.
+
+    Throttle counters live in the cache, which outlives a test: it is cleared
+    so that one test's requests never throttle the next."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        cache.clear()
+        self.api = token_client(self.technician)
+        self.outsider_api = token_client(self.outsider)
+        self.anonymous_api = APIClient()
+
+    def tearDown(self) -> None:
+        cache.clear()
+        super().tearDown()
+
+    def assertApiError(self, response, status_code: int, code: str | None = None) -> dict[str, Any]:
+        """The stable error shape: {"error": {"code", "message", "details"}}, as JSON."""
+        self.assertEqual(response.status_code, status_code, getattr(response, "content", b"")[:500])
+        self.assertEqual(response["Content-Type"].split(";")[0], "application/json")
+        body = response.json()
+        self.assertEqual(set(body), {"error"})
+        self.assertEqual(set(body["error"]), {"code", "message", "details"})
+        self.assertIsInstance(body["error"]["code"], str)
+        self.assertTrue(body["error"]["message"])
+        if code is not None:
+            self.assertEqual(body["error"]["code"], code, body)
+        return body["error"]
+
+    def make_analysed_case(self, *, lab=None, images: int = 2):
+        """A case awaiting review whose images have analyses with CAM and
+        segmentation overlays (real PNG files), and a review of image 1."""
+        lab = lab or self.lab
+        case = CaseFactory(lab=lab, status=CaseStatus.AWAITING_REVIEW, created_by=self.technician)
+        batch = BatchFactory(case=case, uploaded_by=self.technician)
+        model = ModelVersion.objects.filter(task="image", is_active=True).first() or ModelVersionFactory(is_active=True)
+        made = []
+        for position in range(1, images + 1):
+            image = SlideImageFactory(batch=batch, case=case, position=position, status=ImageStatus.DONE)
+            analysis = Analysis.objects.create(
+                image=image,
+                model_version=model,
+                label="Pre",
+                probabilities={"Benign": 0.1, "Early": 0.1, "Pre": 0.7, "Pro": 0.1},
+                confidence=0.7,
+                low_confidence=False,
+                all_probability=0.9,
+                cam_overlay=ContentFile(png_bytes(seed=100 + position), name="cam.png"),
+                segmentation_overlay=ContentFile(png_bytes(seed=200 + position), name="segmentation.png"),
+                cell_counts={"wbc": 10, "rbc": 40, "platelet": 3},
+                blasts=None,
+                timings={"classify": 0.1, "segment": 0.2},
+            )
+            made.append((image, analysis))
+        first_image, first_analysis = made[0]
+        Review.objects.create(
+            image=first_image,
+            analysis=first_analysis,
+            reviewer=self.pathologist,
+            label="Pro",
+            agrees_with_ai=False,
+        )
+        return case, made
+
+    @staticmethod
+    def url(name: str, **kwargs: Any) -> str:
+        return reverse(name, kwargs=kwargs)

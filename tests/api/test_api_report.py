@@ -1,0 +1,63 @@
+"""The report endpoints: the final report in force as a PDF once the case is
+signed out, 404 ``no_report`` before, and a draft on request."""
+
+from __future__ import annotations
+
+import hashlib
+
+from diagnostics.models import AuditEvent, Report, ReportStatus
+from diagnostics.services import reports as report_service
+from tests.api.helpers import ApiTestCase
+from tests.reports.builders import build_case, review, sign_out
+
+
+class ReportApiTests(ApiTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.built = build_case(self.lab, labels=["Pre", "Benign"], size=96)
+        self.case = self.built.case
+
+    def test_no_final_report_before_sign_out(self) -> None:
+        error = self.assertApiError(self.api.get(self.url("api-case-report", pk=self.case.pk)), 404, "no_report")
+        self.assertEqual(error["details"], {"case_status": "awaiting_review"})
+
+    def test_a_draft_on_request_is_a_real_pdf_recorded_as_a_draft(self) -> None:
+        response = self.api.post(self.url("api-case-report-draft", pk=self.case.pk), HTTP_ACCEPT="application/pdf")
+        self.assertEqual(response.status_code, 201, response.content[:300])
+        self.assertEqual(response["Content-Type"], "application/pdf")
+        self.assertTrue(response.content.startswith(b"%PDF-"))
+        report = Report.objects.get(pk=response["X-Report-Id"])
+        self.assertEqual(report.status, ReportStatus.DRAFT)
+        self.assertEqual(response["X-Report-Status"], "draft")
+        self.assertEqual(response["X-Report-SHA256"], hashlib.sha256(response.content).hexdigest())
+        self.assertEqual(report.sha256, hashlib.sha256(response.content).hexdigest())
+        # A draft never counts as the case's report.
+        self.assertApiError(self.api.get(self.url("api-case-report", pk=self.case.pk)), 404, "no_report")
+
+    def test_after_sign_out_the_final_report_is_served_and_the_download_audited(self) -> None:
+        review(self.built, self.pathologist)
+        signed = sign_out(self.built, self.pathologist)
+        final = report_service.create_final_report(self.case.pk, self.pathologist.pk, signed.version)
+        response = self.api.get(self.url("api-case-report", pk=self.case.pk), HTTP_ACCEPT="application/pdf")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(bytes(final.pdf), response.content)
+        self.assertEqual((response["X-Report-Status"], response["X-Report-Version"]), ("final", "1"))
+        self.assertIn("attachment;", response["Content-Disposition"])
+        self.assertTrue(
+            AuditEvent.objects.filter(
+                verb=AuditEvent.Verb.REPORT_DOWNLOADED, actor=self.technician, object_id=str(final.pk)
+            ).exists()
+        )
+
+    def test_an_amendment_serves_the_newest_version(self) -> None:
+        review(self.built, self.pathologist)
+        first = report_service.create_final_report(self.case.pk, self.pathologist.pk, sign_out(self.built, self.pathologist).version)
+        second_version = sign_out(self.built, self.pathologist, reason="relabelled image 2").version
+        second = report_service.create_final_report(self.case.pk, self.pathologist.pk, second_version)
+        response = self.api.get(self.url("api-case-report", pk=self.case.pk))
+        self.assertEqual(response["X-Report-Id"], str(second.pk))
+        self.assertNotEqual(first.pk, second.pk)
+
+    def test_a_pdf_client_gets_json_errors(self) -> None:
+        response = self.outsider_api.get(self.url("api-case-report", pk=self.case.pk), HTTP_ACCEPT="application/pdf")
+        self.assertApiError(response, 404, "not_found")

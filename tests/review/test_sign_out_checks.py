@@ -1,0 +1,120 @@
+"""Sign-out refuses until every image is reviewed, Unidentified is empty and
+the pathologist has passed two-factor in this session (real allauth TOTP)."""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+from django.urls import reverse
+
+from diagnostics.models import AuditEvent, CaseStatus, SignOut
+from tests.base import BaseTestCase
+from tests.review.helpers import activate_totp, login_with_password, login_with_totp, make_analysed_case, review_all, totp_code
+
+
+class SignOutChecksTests(BaseTestCase):
+    def setUp(self):
+        super().setUp()
+        cache.clear()  # TOTP replay guard and rate limits live in the cache
+        self.case, self.images = make_analysed_case(self.lab, n_images=3, low_confidence=(3,))
+        self.url = reverse("case_sign_out", args=[self.case.pk])
+        self.secret = activate_totp(self.pathologist)
+
+    def sign(self):
+        return self.client.post(self.url, {"action": "sign_out", "confirm": "on"})
+
+    def failing(self, response) -> set[str]:
+        return {c.code for c in response.context["checks"] if not c.ok}
+
+    def test_unreviewed_and_unidentified_images_block_sign_out(self):
+        login_with_totp(self.client, self.pathologist, self.secret)
+        response = self.client.get(self.url)
+        self.assertEqual(self.failing(response), {"reviewed", "unidentified"})
+        self.assertContains(response, "1 low-confidence image(s) are still Unidentified")
+        self.sign()
+        self.case.refresh_from_db()
+        self.assertEqual(self.case.status, CaseStatus.AWAITING_REVIEW)
+        self.assertFalse(SignOut.objects.exists())
+
+    def test_all_reviewed_and_mfa_passed_signs_out_version_1(self):
+        review_all(self.case, self.pathologist)
+        login_with_totp(self.client, self.pathologist, self.secret)
+        response = self.client.get(self.url)
+        self.assertEqual(self.failing(response), set())
+        response = self.sign()
+        self.assertRedirects(response, reverse("case_review", args=[self.case.pk]), fetch_redirect_response=False)
+        self.case.refresh_from_db()
+        self.assertEqual((self.case.status, self.case.sign_out_version, self.case.signed_out_by), (CaseStatus.SIGNED_OUT, 1, self.pathologist))
+        sign_out = SignOut.objects.get(case=self.case)
+        self.assertEqual(len(sign_out.labels), 3)
+        self.assertIsNotNone(sign_out.mfa_authenticated_at)
+        event = AuditEvent.objects.get(case=self.case, verb=AuditEvent.Verb.SIGNED_OUT)
+        self.assertEqual(event.model_version, self.images[0].analyses.get().model_version)
+
+    def test_password_only_session_must_enter_a_code_first(self):
+        review_all(self.case, self.pathologist)
+        login_with_password(self.client, self.pathologist)  # TOTP on: allauth stops at the 2FA stage
+        self.assertEqual(self.client.get(self.url).status_code, 302)  # not logged in yet
+        self.client.force_login(self.pathologist)  # a session without any MFA record
+        response = self.client.get(self.url)
+        self.assertEqual(self.failing(response), {"mfa_passed"})
+        self.assertIsNotNone(response.context["totp_form"])
+        self.sign()
+        self.case.refresh_from_db()
+        self.assertEqual(self.case.status, CaseStatus.AWAITING_REVIEW)
+
+        wrong = self.client.post(self.url, {"action": "mfa", "code": "000000" if totp_code(self.secret) != "000000" else "111111"})
+        self.assertEqual(self.failing(wrong), {"mfa_passed"})
+        self.assertTrue(wrong.context["totp_form"].errors)
+
+        ok = self.client.post(self.url, {"action": "mfa", "code": totp_code(self.secret)})
+        self.assertEqual(ok.status_code, 302)
+        self.assertEqual(self.failing(self.client.get(self.url)), set())
+        self.sign()
+        self.case.refresh_from_db()
+        self.assertEqual(self.case.status, CaseStatus.SIGNED_OUT)
+
+    def test_pathologist_without_totp_cannot_sign_out(self):
+        review_all(self.case, self.pathologist)
+        self.client.force_login(self.lab_admin)  # a reviewer with no authenticator
+        response = self.client.get(self.url)
+        self.assertEqual(self.failing(response), {"mfa_enabled", "mfa_passed"})
+        self.assertContains(response, reverse("mfa_activate_totp"))
+        self.client.post(self.url, {"action": "sign_out", "confirm": "on"})
+        self.case.refresh_from_db()
+        self.assertEqual(self.case.status, CaseStatus.AWAITING_REVIEW)
+
+    def test_unticked_confirmation_does_not_sign(self):
+        review_all(self.case, self.pathologist)
+        login_with_totp(self.client, self.pathologist, self.secret)
+        self.client.post(self.url, {"action": "sign_out"})
+        self.case.refresh_from_db()
+        self.assertEqual(self.case.status, CaseStatus.AWAITING_REVIEW)
+
+    def test_case_still_processing_cannot_be_signed_out(self):
+        review_all(self.case, self.pathologist)
+        self.case.status = CaseStatus.PROCESSING
+        self.case.save()
+        login_with_totp(self.client, self.pathologist, self.secret)
+        self.assertIn("status", self.failing(self.client.get(self.url)))
+
+    def test_technician_gets_403(self):
+        review_all(self.case, self.pathologist)
+        self.client.force_login(self.technician)
+        self.assertEqual(self.client.get(self.url).status_code, 403)
+        self.assertEqual(self.sign().status_code, 403)
+        self.case.refresh_from_db()
+        self.assertEqual(self.case.status, CaseStatus.AWAITING_REVIEW)
+
+    def test_outsider_gets_404(self):
+        review_all(self.case, self.pathologist)
+        outsider_secret = activate_totp(self.outsider)
+        login_with_totp(self.client, self.outsider, outsider_secret)
+        self.assertEqual(self.client.get(self.url).status_code, 404)
+        self.assertEqual(self.sign().status_code, 404)
+        self.case.refresh_from_db()
+        self.assertEqual(self.case.status, CaseStatus.AWAITING_REVIEW)
+
+    def test_anonymous_is_sent_to_login(self):
+        response = self.sign()
+        self.assertEqual(response.status_code, 302)
+        self.assertTrue(response["Location"].startswith(reverse("account_login")))
