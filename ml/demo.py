@@ -30,6 +30,7 @@ def train_demo_model(
     epochs: int = 3,
     progress: bool = True,
     weights: str | None = None,
+    batch_size: int = 8,
 ) -> Path:
     """Train the demo subtype model on ``n_per_class`` synthetic smears per class; returns its path.
 
@@ -47,7 +48,8 @@ def train_demo_model(
                                  size=(2 * img_size, 2 * img_size))
         config = TrainConfig(
             data=data, out=out_path, layout="imagefolder", task="image", arch=arch, split="random",
-            val_fraction=0.2, test_fraction=0.0, img_size=img_size, epochs=epochs, batch_size=16,
+            val_fraction=0.2, test_fraction=0.0, img_size=img_size, epochs=epochs, batch_size=batch_size,
+            crop_scale=(0.85, 1.0),
             lr=2e-3, balance="none", weights=weights, binary_head=True, seed=seed,
             patience=max(epochs, 1), progress=progress, demo=True, class_names=list(SUBTYPES),
             data_label=f"synthetic smears (ml.synthetic.write_imagefolder, {n_per_class} per class, seed {seed})",

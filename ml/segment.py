@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Callable
 
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.cluster.vq import kmeans2
 from skimage import color, measure, morphology
 from skimage.feature import peak_local_max
 from skimage.filters import threshold_otsu
@@ -74,13 +73,12 @@ class SegmentParams:
     peak_min_height: float = 0.35  # a centre lies this deep inside (× reference radius)
     min_rbc_um2: float = 9.0  # red-cell pieces smaller than this are not counted
     border_min_fraction: float = 0.8  # a red cell cut by the frame counts if this share of a disc shows
-    # A red-cell region this many typical cells big is a clump of overlapping cells and is
-    # cut by area (None = off: on cbc/Training the annotators skip such clumps too).
-    clump_split_ratio: float | None = None
 
     # --- tissue ----------------------------------------------------------------------
-    tissue_min_nucleus_um2: float = 6.0
-    tissue_peak_min_distance_um: float = 2.8
+    tissue_log_sigma: float = 0.8  # LoG scale as a share of the reference nucleus radius
+    tissue_log_threshold: float = 0.25  # LoG response (on the normalised haematoxylin) a nucleus must reach
+    tissue_peak_min_distance_um: float = 2.5  # two nuclei centres are at least this far apart
+    tissue_min_nucleus_um2: float = 2.0  # blobs smaller than this are specks, not nuclei
 
 
 @dataclass
@@ -155,7 +153,7 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     if image.shape[0] < 8 or image.shape[1] < 8:
         raise ValueError(f"image too small to segment: {image.shape[1]}×{image.shape[0]}")
     if image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
+        raise ValueError(f"expected a uint8 RGB image, got dtype {image.dtype}")
     return image
 
 
@@ -188,13 +186,14 @@ def _disk(radius: float) -> np.ndarray:
 
 
 def _typical_radius(mask: np.ndarray) -> float | None:
-    """Radius of a typical object in ``mask``: the 75th percentile of distance-transform peak depths.
+    """Radius of a typical object in ``mask``: the mean upper-half distance-transform peak depth.
 
     Touching objects keep one deep point each, so this reads the size of single
     cells even where they clump; holes are filled first so a red cell's pale centre
-    does not halve its radius. The upper quartile rather than the median because
-    ragged edges and fragments add many shallow peaks (on cbc/Training it lands
-    within about 9 % of half the annotated red-cell box size).
+    does not halve its radius. Only the depths between the median and the 90th
+    percentile count, because ragged edges and fragments add many shallow peaks and
+    merged clumps a few deep ones; averaging them (rather than one percentile)
+    avoids the steps of the integer-valued distance map.
     """
     h, w = mask.shape
     step = max(1.0, max(h, w) / 800.0)  # bound the cost on very large frames
@@ -207,7 +206,10 @@ def _typical_radius(mask: np.ndarray) -> float | None:
     peaks = peak_local_max(dist, min_distance=5, threshold_abs=3.0, exclude_border=False)
     if len(peaks) == 0:
         return None
-    return float(np.percentile(dist[peaks[:, 0], peaks[:, 1]], 75)) * step
+    depths = dist[peaks[:, 0], peaks[:, 1]]
+    low, high = np.percentile(depths, [50, 90])
+    upper = depths[(depths >= low) & (depths <= high)]
+    return float(upper.mean() if upper.size else np.percentile(depths, 75)) * step
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
@@ -334,20 +336,54 @@ def _shape_stats(region_mask: np.ndarray) -> tuple[float, float]:
     return area, float(min(1.0, 4.0 * math.pi * area / perimeter**2))
 
 
+def _upscale_mask(mask: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
+    """A binary mask resized with linear interpolation (smooth edges, not nearest-neighbour steps)."""
+    if mask.shape == out_shape:
+        return mask.astype(bool)
+    up = cv2.resize(mask.astype(np.float32), (out_shape[1], out_shape[0]), interpolation=cv2.INTER_LINEAR)
+    return up > 0.5
+
+
+def _upscale_labels(work_labels: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
+    """Label image at input size, each region resized on its own so its outline stays smooth.
+
+    Resizing the label image with nearest-neighbour would give staircase outlines
+    (and circularities) at the working-scale step; per region, a linear resize of
+    its mask thresholded at 0.5 keeps the outline smooth. Where two resized regions
+    overlap by a pixel, the first keeps it.
+    """
+    if work_labels.shape == out_shape:
+        return work_labels.astype(np.int32)
+    h, w = out_shape
+    wh, ww = work_labels.shape
+    sy, sx = h / wh, w / ww
+    full = np.zeros(out_shape, np.int32)
+    for lab, box in enumerate(ndi.find_objects(work_labels), start=1):
+        if box is None:
+            continue
+        r0, r1 = max(0, box[0].start - 1), min(wh, box[0].stop + 1)
+        c0, c1 = max(0, box[1].start - 1), min(ww, box[1].stop + 1)
+        R0, R1 = int(round(r0 * sy)), min(h, int(round(r1 * sy)))
+        C0, C1 = int(round(c0 * sx)), min(w, int(round(c1 * sx)))
+        if R1 <= R0 or C1 <= C0:
+            continue
+        mask = (work_labels[r0:r1, c0:c1] == lab).astype(np.float32)
+        up = cv2.resize(mask, (C1 - C0, R1 - R0), interpolation=cv2.INTER_LINEAR) > 0.5
+        window = full[R0:R1, C0:C1]
+        window[up & (window == 0)] = lab
+    return full
+
+
 def _cells_from_labels(
     work_labels: np.ndarray,
     kinds: dict[int, str],
     out_shape: tuple[int, int],
-    scale: float,
     pixels_per_micron: float | None,
     nucleus_work: np.ndarray | None,
 ) -> tuple[list[Cell], np.ndarray]:
     """Renumber regions 1..N in reading order, map them to input size, measure each."""
     h, w = out_shape
-    if work_labels.shape != out_shape:
-        full = cv2.resize(work_labels.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
-    else:
-        full = work_labels.astype(np.int32)
+    full = _upscale_labels(work_labels, out_shape)
     present = [lab for lab in np.unique(full) if lab != 0 and lab in kinds]
     objects = ndi.find_objects(full)
     order = sorted(present, key=lambda lab: (objects[lab - 1][0].start, objects[lab - 1][1].start))
@@ -386,48 +422,6 @@ def _cells_from_labels(
 
 # ----------------------------------------------------------------------------------------
 # smear mode
-
-
-def _typical_single_area(labels: np.ndarray, kinds: dict[int, str], disc_area: float) -> float:
-    """Area of one red cell in this image: the median area of its round, convex red-cell regions.
-
-    Falls back to the reference disc when fewer than three such regions exist.
-    """
-    round_areas = [
-        region.area
-        for region in measure.regionprops(labels)
-        if kinds.get(region.label) == "rbc" and region.solidity > 0.9 and region.eccentricity < 0.8
-        and 0.4 * disc_area < region.area < 2.0 * disc_area
-    ]
-    return float(np.median(round_areas)) if len(round_areas) >= 3 else disc_area
-
-
-def _split_clumps(labels: np.ndarray, kinds: dict[int, str], disc_area: float, ratio: float, next_free: int) -> int:
-    """Split red-cell regions that hold several overlapping cells (in place); returns the next free label.
-
-    Overlapping red cells leave no saddle in the distance transform, so the
-    watershed keeps them as one region. Their area still tells how many cells they
-    hold: a region of ``n`` typical cells is cut into ``n`` compact parts by k-means
-    on its pixel coordinates (seeded, so the result is reproducible).
-    """
-    single = _typical_single_area(labels, kinds, disc_area)
-    areas = np.bincount(labels.ravel(), minlength=max(kinds, default=0) + 1)
-    for lab in [lab for lab, kind in kinds.items() if kind == "rbc"]:
-        if areas[lab] < ratio * single:
-            continue
-        n_cells = int(round(areas[lab] / single))
-        if n_cells < 2:
-            continue
-        coords = np.argwhere(labels == lab)
-        _, assignment = kmeans2(coords.astype(np.float64), n_cells, minit="++", seed=0)
-        for part in range(1, n_cells):
-            chosen = assignment == part
-            if not chosen.any():
-                continue
-            labels[coords[chosen, 0], coords[chosen, 1]] = next_free
-            kinds[next_free] = "rbc"
-            next_free += 1
-    return next_free
 
 
 def _segment_smear(rgb: np.ndarray, p: SegmentParams, px_per_um: float) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
@@ -506,9 +500,6 @@ def _segment_smear(rgb: np.ndarray, p: SegmentParams, px_per_um: float) -> tuple
             keep = cv2.dilate((markers == lab).astype(np.uint8), _disk(0.1 * ref_radius)) > 0
             labels[(labels == lab) & ~keep] = 0
 
-    if p.clump_split_ratio is not None:
-        _split_clumps(labels, kinds, math.pi * ref_radius**2, p.clump_split_ratio, int(labels.max()) + 1)
-
     # Drop red-cell fragments too small to count, and red cells that the frame edge
     # cuts so much that a person counting would skip them too.
     areas = np.bincount(labels.ravel(), minlength=max(kinds, default=0) + 1)
@@ -542,20 +533,40 @@ def _haematoxylin_mask(rgb: np.ndarray) -> np.ndarray:
 
 
 def _segment_tissue(rgb: np.ndarray, p: SegmentParams, px_per_um: float) -> tuple[np.ndarray, dict[int, str]]:
+    """Nuclei of an H&E section: blobs of the haematoxylin channel found with a Laplacian of Gaussian.
+
+    Why LoG rather than a threshold: marrow holds dense small nuclei next to large
+    pale ones with open chromatin; a global threshold keeps the dark debris and
+    loses the pale nuclei, while a LoG tuned to nucleus size answers to both. The
+    channel is scaled by its median and 99th percentile so stain strength does not
+    move the threshold. Each peak is one nucleus; a watershed on the response
+    gives its outline.
+    """
     um2 = px_per_um**2
     ref_radius = 0.5 * p.nucleus_diameter_um * px_per_um
-    mask = _haematoxylin_mask(rgb)
-    mask = _fill_small_holes(mask, int(0.6 * math.pi * ref_radius**2))
-    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, _disk(0.15 * ref_radius)) > 0
-    seeds = _split_touching(mask, None, p.tissue_peak_min_distance_um * px_per_um, p.peak_min_height * ref_radius)
-    dist = ndi.distance_transform_edt(mask)
-    labels = watershed(-dist, seeds, mask=mask)
-    areas = np.bincount(labels.ravel())
+    haem = color.rgb2hed(rgb)[..., 0].astype(np.float32)
+    low, high = np.percentile(haem, [50, 99])
+    if high - low < 1e-4:
+        return np.zeros(rgb.shape[:2], np.int32), {}
+    haem = (haem - low) / (high - low)
+    sigma = max(1.0, p.tissue_log_sigma * ref_radius)
+    response = -ndi.gaussian_laplace(haem, sigma) * sigma**2  # scale-normalised
+    peaks = peak_local_max(
+        response,
+        min_distance=max(1, int(round(p.tissue_peak_min_distance_um * px_per_um))),
+        threshold_abs=p.tissue_log_threshold,
+        exclude_border=False,
+    )
+    markers = np.zeros(rgb.shape[:2], np.int32)
+    markers[peaks[:, 0], peaks[:, 1]] = np.arange(1, len(peaks) + 1)
+    support = (response > 0.5 * p.tissue_log_threshold) | (markers > 0)
+    labels = watershed(-response, markers, mask=support)
+    areas = np.bincount(labels.ravel(), minlength=len(peaks) + 1)
     kinds: dict[int, str] = {}
-    for lab in range(1, labels.max() + 1):
+    for lab in range(1, len(peaks) + 1):
         if areas[lab] >= p.tissue_min_nucleus_um2 * um2:
             kinds[lab] = TISSUE_KIND
-        elif areas[lab] > 0:
+        else:
             labels[labels == lab] = 0
     return labels.astype(np.int32), kinds
 
@@ -599,17 +610,13 @@ def segment(image: np.ndarray, params: SegmentParams = SegmentParams()) -> Segme
     else:
         work_labels, kinds = _segment_tissue(work, params, work_px_per_um)
 
-    cells, labels = _cells_from_labels(work_labels, kinds, (h, w), scale, px_per_um, nucleus_work)
+    cells, labels = _cells_from_labels(work_labels, kinds, (h, w), px_per_um, nucleus_work)
     counts = dict(empty_counts)
     for cell in cells:
         counts[cell.kind] = counts.get(cell.kind, 0) + 1
     nucleus_mask = None
     if nucleus_work is not None:
-        nucleus_mask = (
-            cv2.resize(nucleus_work.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-            if nucleus_work.shape != (h, w)
-            else nucleus_work
-        )
+        nucleus_mask = _upscale_mask(nucleus_work, (h, w))
     return SegmentationResult(
         cells=cells, labels=labels, counts=counts, blasts=None, mode=params.mode,
         pixels_per_micron=float(px_per_um), scale_estimated=estimated, nucleus_mask=nucleus_mask,
@@ -641,6 +648,8 @@ def classify_blasts(
     ``task="cell"`` checkpoint fits). With the model run, ``blasts`` is a count
     (0 is then a real finding); the input result is left untouched.
     """
+    if result.mode != "smear":
+        raise ValueError("blasts are classified on white cells of a smear; this result is from tissue mode")
     crops = crop_cells(image, result, kind="wbc")
     wbc_cells = [cell for cell in result.cells if cell.kind == "wbc"]
     if crops:
@@ -656,13 +665,3 @@ def classify_blasts(
     }
     cells = [updated.get(cell.index, cell) for cell in result.cells]
     return replace(result, cells=cells, blasts=int(sum(bool(p_ >= threshold) for p_ in blast_p)))
-
-
-def count_summary(results: Sequence[SegmentationResult]) -> dict[str, int | None]:
-    """Counts summed over several images (one case); blasts stay None if any image lacks them."""
-    total: dict[str, int | None] = {}
-    for res in results:
-        for key, value in res.counts.items():
-            total[key] = int(total.get(key) or 0) + value
-    total["blasts"] = None if any(r.blasts is None for r in results) or not results else sum(r.blasts or 0 for r in results)
-    return total

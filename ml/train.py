@@ -85,6 +85,7 @@ class TrainConfig:
     class_names: list[str] | None = None
     time_budget_s: float | None = None
     backbone_lr_scale: float = 0.1
+    crop_scale: tuple[float, float] = (0.7, 1.0)  # RandomResizedCrop area range: mild, cell size is a cue
     data_label: str | None = None  # replaces the data root in the card (e.g. a temporary synthetic set)
     stain_jitter: bool = True
 
@@ -476,7 +477,8 @@ def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
         resume_state = None
 
     train_ds = samples_to_dataset(split.train, class_names,
-                                  train_transform(img_size, mean, std, stain_jitter=config.stain_jitter))
+                                  train_transform(img_size, mean, std, stain_jitter=config.stain_jitter,
+                                                  crop_scale=tuple(config.crop_scale)))
     val_ds = samples_to_dataset(split.val, class_names, eval_transform(img_size, mean, std))
     gan_topup: dict[str, int] = {}
     balance = config.balance

@@ -700,9 +700,9 @@ def requeue_stuck_images(now=None) -> RequeuePlan:
             actor_label="sweeper",
         ):
             plan.failed.append(image_id)
-    SlideImage.objects.filter(in_classification, attempts__lt=MAX_IMAGE_ATTEMPTS).update(
-        status=ImageStatus.QUEUED, stage="", claimed_at=None, claimed_by=""
-    )
+    given_back = SlideImage.objects.filter(in_classification, attempts__lt=MAX_IMAGE_ATTEMPTS)
+    requeued_cases = set(given_back.values_list("case_id", flat=True))
+    given_back.update(status=ImageStatus.QUEUED, stage="", claimed_at=None, claimed_by="")
     stuck_segmentation = SlideImage.objects.filter(
         status=ImageStatus.PROCESSING, stage__in=[STAGE_CLASSIFIED, STAGE_SEGMENT], claimed_at__lt=stale
     )
@@ -717,13 +717,10 @@ def requeue_stuck_images(now=None) -> RequeuePlan:
             stage=STAGE_CLASSIFIED, claimed_at=now, claimed_by=""
         ):
             plan.segment.append(analysis.pk)
-    plan.cases = sorted(
-        set(
-            SlideImage.objects.filter(status=ImageStatus.QUEUED)
-            .filter(Q(claimed_at__isnull=True, created_at__lt=stale) | Q(claimed_at__lt=stale))
-            .values_list("case_id", flat=True)
-        )
+    lost = SlideImage.objects.filter(status=ImageStatus.QUEUED).filter(
+        Q(claimed_at__isnull=True, created_at__lt=stale) | Q(claimed_at__lt=stale)
     )
+    plan.cases = sorted(requeued_cases | set(lost.values_list("case_id", flat=True)))
     for case_id in {c for c in SlideImage.objects.filter(pk__in=plan.failed).values_list("case_id", flat=True)}:
         finalize_case_if_complete(case_id, actor_label="sweeper")
     return plan

@@ -90,7 +90,8 @@ def _save_task_run(task, name: str, run: _Run, started_at, seconds: float, error
     try:
         # A connection broken by the error being recorded must not break the recording.
         for connection in connections.all(initialized_only=True):
-            connection.close_if_unusable_or_obsolete()
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()
         TaskRun.objects.create(
             task_name=name,
             task_id=request.id or "",

@@ -485,7 +485,7 @@ def _pdf_response(report, *, status_code: int = 200) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{report_service.download_filename(report)}"'
     response["X-Report-Id"] = str(report.pk)
     response["X-Report-Version"] = str(report.version)
-    response["X-Report-Status"] = report.status
+    response["X-Report-Status"] = str(report.status)
     response["X-Report-SHA256"] = report.sha256
     response["Cache-Control"] = "private, no-store"
     return response

@@ -19,9 +19,9 @@ Two kinds of source, on purpose:
   but not yet acknowledged (Redis keeps them in its ``unacked`` hash), and the
   live workers with the tasks they run (Celery remote control, ``inspect``).
   Broker calls use short timeouts and never raise: a dashboard must still load
-  when Redis is down, and say so. The embedded file-system broker has no
-  remote control, so "live workers" falls back to the workers seen in recent
-  ``TaskRun`` rows there.
+  when Redis is down, and say so. When no worker answers the broadcast (or the
+  broker cannot broadcast), the page lists the workers seen in recent
+  ``TaskRun`` rows instead.
 """
 
 from __future__ import annotations
@@ -700,16 +700,14 @@ def live_workers(timeout: float = INSPECT_TIMEOUT_S, *, url: str | None = None) 
 
     The three ``inspect`` broadcasts (active, active_queues, stats) are sent
     at once on separate connections, so the page waits ``timeout`` once, not
-    three times. The file-system broker cannot broadcast: that is reported as
-    "not available" with the reason.
+    three times. A broker that cannot broadcast (or is down) is reported as
+    "not available" with the reason; the file-system broker of the embedded
+    mode can, through its ``control_folder``.
     """
     from marrowfind.celery import app
 
     started = time.perf_counter()
     state = WorkersState(available=False)
-    if settings.CELERY_EMBEDDED_BROKER and url is None:
-        state.reason = "the embedded file-system broker has no remote control; workers seen in the task log are shown"
-        return state
 
     def ask(method: str) -> dict[str, Any] | None:
         conn = _broker_connection(url)
@@ -749,7 +747,8 @@ def live_workers(timeout: float = INSPECT_TIMEOUT_S, *, url: str | None = None) 
         info.queues = sorted(q.get("name", "?") for q in (replies["active_queues"] or {}).get(name) or [])
         stats = (replies["stats"] or {}).get(name) or {}
         pool = stats.get("pool") or {}
-        info.pool = str(pool.get("implementation", "")).rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+        # "celery.concurrency.solo:TaskPool" -> "solo"
+        info.pool = str(pool.get("implementation", "")).split(":", 1)[0].rsplit(".", 1)[-1]
         info.concurrency = pool.get("max-concurrency")
         totals = stats.get("total") or {}
         info.processed = sum(int(v) for v in totals.values()) if totals else 0

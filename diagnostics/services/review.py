@@ -159,11 +159,14 @@ class ReviewProgress:
 
 
 def review_progress(items: list[ImageReviewItem]) -> ReviewProgress:
-    distribution: dict[str, int] = {}
+    counts: dict[str, int] = {}
     for item in items:
         if item.analysis is not None:
             key = UNIDENTIFIED if item.unidentified else (item.current_label or UNIDENTIFIED)
-            distribution[key] = distribution.get(key, 0) + 1
+            counts[key] = counts.get(key, 0) + 1
+    # Unidentified first, then the model's class order (as in the gallery).
+    order = [name for name, _ in group_items(items)]
+    distribution = {name: counts[name] for name in sorted(counts, key=lambda n: order.index(n) if n in order else len(order))}
     return ReviewProgress(
         images=len(items),
         analysed=sum(1 for i in items if i.analysis is not None),

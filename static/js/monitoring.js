@@ -10,7 +10,7 @@
   var charts = {};
   var SERIES = [
     { key: "analysed", label: "analysed (classification + CAM)", color: "#6a3d9a" },
-    { key: "segmented", label: "segmented", color: "#1f7a4d" },
+    { key: "segmented", label: "segmented", color: "#1f7a4d", dash: [6, 4] },
     { key: "failed", label: "failed", color: "#b3261e" }
   ];
 
@@ -33,7 +33,7 @@
           return {
             label: s.label, data: data.throughput.series[s.key] || [], borderColor: s.color,
             backgroundColor: s.color + "22", fill: s.key === "analysed", tension: 0.25,
-            pointRadius: 0, borderWidth: 2
+            pointRadius: 0, borderWidth: 2, borderDash: s.dash || []
           };
         })
       },

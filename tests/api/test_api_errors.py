@@ -46,7 +46,9 @@ class ErrorShapeTests(ApiTestCase):
         response = api_exceptions.handler500(request)
         self.assertEqual(response.status_code, 500)
         body = json.loads(response.content)
-        self.assertEqual(body, {"error": {"code": "server_error", "message": body["error"]["message"], "details": None}})
+        self.assertEqual(
+            body, {"error": {"code": "server_error", "message": body["error"]["message"], "details": None}}
+        )
         self.assertNotIn("Traceback", body["error"]["message"])
         # And it is the handler the project's URLconf really uses.
         self.assertIs(get_resolver().resolve_error_handler(500), api_exceptions.handler500)

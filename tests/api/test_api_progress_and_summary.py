@@ -12,7 +12,12 @@ class ProgressTests(ApiTestCase):
     def test_progress_counts_images_per_stage(self) -> None:
         case = CaseFactory(lab=self.lab, status=CaseStatus.PROCESSING)
         batch = BatchFactory(case=case)
-        states = [(ImageStatus.DONE, ""), (ImageStatus.FAILED, ""), (ImageStatus.PROCESSING, "segmentation"), (ImageStatus.QUEUED, "")]
+        states = [
+            (ImageStatus.DONE, ""),
+            (ImageStatus.FAILED, ""),
+            (ImageStatus.PROCESSING, "segmentation"),
+            (ImageStatus.QUEUED, ""),
+        ]
         for position, (state, stage) in enumerate(states, start=1):
             SlideImageFactory(batch=batch, case=case, position=position, status=state, stage=stage)
         response = self.api.get(self.url("api-case-progress", pk=case.pk))

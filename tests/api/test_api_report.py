@@ -29,6 +29,9 @@ class ReportApiTests(ApiTestCase):
         report = Report.objects.get(pk=response["X-Report-Id"])
         self.assertEqual(report.status, ReportStatus.DRAFT)
         self.assertEqual(response["X-Report-Status"], "draft")
+        # Plain str, not a str subclass such as a TextChoices member: WSGI servers refuse those.
+        for name, value in response.items():
+            self.assertIs(type(value), str, name)
         self.assertEqual(response["X-Report-SHA256"], hashlib.sha256(response.content).hexdigest())
         self.assertEqual(report.sha256, hashlib.sha256(response.content).hexdigest())
         # A draft never counts as the case's report.
@@ -51,7 +54,9 @@ class ReportApiTests(ApiTestCase):
 
     def test_an_amendment_serves_the_newest_version(self) -> None:
         review(self.built, self.pathologist)
-        first = report_service.create_final_report(self.case.pk, self.pathologist.pk, sign_out(self.built, self.pathologist).version)
+        first = report_service.create_final_report(
+            self.case.pk, self.pathologist.pk, sign_out(self.built, self.pathologist).version
+        )
         second_version = sign_out(self.built, self.pathologist, reason="relabelled image 2").version
         second = report_service.create_final_report(self.case.pk, self.pathologist.pk, second_version)
         response = self.api.get(self.url("api-case-report", pk=self.case.pk))

@@ -72,7 +72,10 @@ class SchemathesisRunTests(ApiTestCase):
             fixed = {name: value for name, value in real_ids.items() if name in names}
             examples = SLOW_OPERATIONS.get(operation.label, EXAMPLES_PER_OPERATION)
             statuses = seen.setdefault(operation.label, set())
-            plans = [(GenerationMode.POSITIVE, fixed or None, CONFORMANCE), (GenerationMode.POSITIVE, None, CONFORMANCE)]
+            plans = [
+                (GenerationMode.POSITIVE, fixed or None, CONFORMANCE),
+                (GenerationMode.POSITIVE, None, CONFORMANCE),
+            ]
             if operation.method.upper() in ("POST", "DELETE") or names:
                 plans.append((GenerationMode.NEGATIVE, fixed or None, [not_a_server_error]))
             for mode, path_parameters, checks in plans:

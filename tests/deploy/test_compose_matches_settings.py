@@ -87,12 +87,8 @@ def test_every_variable_a_django_service_sets_is_read_by_settings(django_service
 def test_every_variable_an_image_sets_for_django_is_read_by_settings_or_python(
     django_services,
 ):
-    process_env = {
-        "PATH",
-        "PYTHONUNBUFFERED",
-        "PYTHONDONTWRITEBYTECODE",
-        "DEBIAN_FRONTEND",
-    }
+    # Read by Python, apt and matplotlib (its cache: the app user has no writable home).
+    process_env = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "DEBIAN_FRONTEND", "MPLCONFIGDIR"}
     known = settings_env_names() | FRAMEWORK_ENV | process_env
     for name, svc in django_services.items():
         unknown = sorted(set(image_env(svc)) - known)

@@ -142,10 +142,13 @@ def build_case(
     return built
 
 
-def review(built: BuiltCase, reviewer, labels: dict[int, str] | None = None) -> None:
-    """Review every analysed image (its AI label unless ``labels`` maps its position to another)."""
+def review(built: BuiltCase, reviewer, labels: dict[int, str] | None = None, *, only=None) -> None:
+    """Review every analysed image, or those at the positions in ``only`` (its AI
+    label unless ``labels`` maps its position to another)."""
     labels = labels or {}
     for position, analysis in built.analyses.items():
+        if only is not None and position not in only:
+            continue
         label = labels.get(position, analysis.label)
         Review.objects.create(image=analysis.image, analysis=analysis, reviewer=reviewer, label=label,
                               agrees_with_ai=label == analysis.label)

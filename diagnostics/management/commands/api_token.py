@@ -35,12 +35,16 @@ class Command(BaseCommand):
             if rotate or revoke:
                 Token.objects.filter(user=user).delete()
             if revoke:
-                audit.record(AuditEvent.Verb.OTHER, actor_label="manage.py api_token", action="api_token_revoked", user=email)
+                audit.record(
+                    AuditEvent.Verb.OTHER, actor_label="manage.py api_token", action="api_token_revoked", user=email
+                )
                 self.stdout.write(f"token of {email} revoked")
                 return
             token, created = Token.objects.get_or_create(user=user)
             if created:
-                audit.record(AuditEvent.Verb.OTHER, actor_label="manage.py api_token", action="api_token_issued", user=email)
+                audit.record(
+                    AuditEvent.Verb.OTHER, actor_label="manage.py api_token", action="api_token_issued", user=email
+                )
         if not labs_for(user).exists():
             self.stderr.write(f"warning: {email} is a member of no lab; the API will answer 403 no_lab")
         self.stdout.write(token.key)
