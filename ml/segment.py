@@ -61,7 +61,7 @@ class SegmentParams:
 
     # --- smear: foreground and nuclei ------------------------------------------------
     min_foreground_contrast: float = 0.04  # below this (0..1 green) the frame holds no cells
-    foreground_level: float = 0.35  # cut between background (0) and typical stain (1) levels
+    foreground_level: float = 0.5  # cut between background (0) and typical stain (1) levels
     nucleus_score_min: float = 0.20  # (blue - green) in 0..1 that a nucleus pixel must exceed
     nucleus_merge_um: float = 1.5  # nuclear lobes closer than this are one white cell
     min_wbc_nucleus_um2: float = 18.0  # purple groups smaller than this are platelets
@@ -330,47 +330,61 @@ def _split_touching(
 def _shape_stats(region_mask: np.ndarray) -> tuple[float, float]:
     """(area, circularity 4πA/P²) of one binary region, in working pixels."""
     area = float(region_mask.sum())
-    perimeter = measure.perimeter(region_mask, neighborhood=8)
+    # Crofton's formula (4 directions) reads a digital disc's perimeter within a few
+    # per cent; the 8-neighbour chain length makes discs look like 0.65 circularity.
+    perimeter = measure.perimeter_crofton(np.pad(region_mask, 1), directions=4)
     if perimeter <= 0:
         return area, 0.0
     return area, float(min(1.0, 4.0 * math.pi * area / perimeter**2))
 
 
+def _nearest_upscale(work: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize with exact pixel-centre geometry (areas scale by the true factor)."""
+    h, w = out_shape
+    wh, ww = work.shape
+    rows = np.minimum(((np.arange(h) + 0.5) * wh / h).astype(np.intp), wh - 1)
+    cols = np.minimum(((np.arange(w) + 0.5) * ww / w).astype(np.intp), ww - 1)
+    return work[rows[:, None], cols[None, :]]
+
+
+def _smooth_outline(mask: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur a binary mask and cut at one half: staircase edges become smooth, area stays about the same."""
+    if sigma < 0.5:
+        return mask
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma) > 0.5
+
+
 def _upscale_mask(mask: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
-    """A binary mask resized with linear interpolation (smooth edges, not nearest-neighbour steps)."""
     if mask.shape == out_shape:
         return mask.astype(bool)
-    up = cv2.resize(mask.astype(np.float32), (out_shape[1], out_shape[0]), interpolation=cv2.INTER_LINEAR)
-    return up > 0.5
+    sigma = 0.5 * out_shape[0] / mask.shape[0]
+    return _smooth_outline(_nearest_upscale(mask.astype(np.uint8), out_shape) > 0, sigma)
 
 
 def _upscale_labels(work_labels: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
-    """Label image at input size, each region resized on its own so its outline stays smooth.
+    """Label image at input size with smooth outlines.
 
-    Resizing the label image with nearest-neighbour would give staircase outlines
-    (and circularities) at the working-scale step; per region, a linear resize of
-    its mask thresholded at 0.5 keeps the outline smooth. Where two resized regions
-    overlap by a pixel, the first keeps it.
+    Nearest-neighbour alone would leave staircase outlines (and wrong
+    circularities) at the working-scale step. Each region is therefore blurred
+    and cut at one half within its box; it may only take pixels that are its own
+    or background in the nearest-neighbour map, so neighbours keep their border.
     """
     if work_labels.shape == out_shape:
         return work_labels.astype(np.int32)
+    nearest = _nearest_upscale(work_labels.astype(np.int32), out_shape)
+    sigma = 0.5 * out_shape[0] / work_labels.shape[0]
+    pad = int(math.ceil(2 * sigma)) + 1
     h, w = out_shape
-    wh, ww = work_labels.shape
-    sy, sx = h / wh, w / ww
     full = np.zeros(out_shape, np.int32)
-    for lab, box in enumerate(ndi.find_objects(work_labels), start=1):
+    for lab, box in enumerate(ndi.find_objects(nearest), start=1):
         if box is None:
             continue
-        r0, r1 = max(0, box[0].start - 1), min(wh, box[0].stop + 1)
-        c0, c1 = max(0, box[1].start - 1), min(ww, box[1].stop + 1)
-        R0, R1 = int(round(r0 * sy)), min(h, int(round(r1 * sy)))
-        C0, C1 = int(round(c0 * sx)), min(w, int(round(c1 * sx)))
-        if R1 <= R0 or C1 <= C0:
-            continue
-        mask = (work_labels[r0:r1, c0:c1] == lab).astype(np.float32)
-        up = cv2.resize(mask, (C1 - C0, R1 - R0), interpolation=cv2.INTER_LINEAR) > 0.5
-        window = full[R0:R1, C0:C1]
-        window[up & (window == 0)] = lab
+        r0, r1 = max(0, box[0].start - pad), min(h, box[0].stop + pad)
+        c0, c1 = max(0, box[1].start - pad), min(w, box[1].stop + pad)
+        own = nearest[r0:r1, c0:c1]
+        smooth = _smooth_outline(own == lab, sigma) & ((own == lab) | (own == 0))
+        window = full[r0:r1, c0:c1]
+        window[smooth & (window == 0)] = lab
     return full
 
 

@@ -92,7 +92,7 @@ def run_instant_check(check_id) -> InstantCheck | None:
     check = InstantCheck.objects.get(pk=check_id)
     try:
         _analyse(check)
-    except Exception as exc:  # noqa: BLE001 - the user sees the reason
+    except Exception as exc:
         log.exception("instant check %s failed", check_id)
         InstantCheck.objects.filter(pk=check_id).update(
             status=ImageStatus.FAILED, error=_readable(exc), finished_at=timezone.now()
@@ -110,7 +110,6 @@ def _analyse(check: InstantCheck) -> None:
     from ml.imageio import load_image
     from ml.overlay import cam_overlay, encode_png, segmentation_overlay
     from ml.segment import SegmentParams, classify_blasts, segment
-
     from workers.instant_tasks import blast_classifier, image_predictor
 
     timings: dict[str, float] = {}

@@ -107,9 +107,12 @@ def change_role(*, lab: Lab, membership: Membership, role: str, changed_by) -> M
         raise MemberError("Only a lab admin of this lab can change roles.")
     if role not in Role.values:
         raise MemberError(f"Unknown role {role!r}.")
-    if membership.user_id == changed_by.pk and role != Role.LAB_ADMIN:
-        if not Membership.objects.filter(lab=lab, role=Role.LAB_ADMIN).exclude(pk=membership.pk).exists():
-            raise MemberError("A lab needs at least one lab admin; make someone else admin first.")
+    if (
+        membership.role == Role.LAB_ADMIN
+        and role != Role.LAB_ADMIN
+        and not Membership.objects.filter(lab=lab, role=Role.LAB_ADMIN).exclude(pk=membership.pk).exists()
+    ):
+        raise MemberError("A lab needs at least one lab admin; make someone else admin first.")
     old = membership.role
     membership.role = role
     membership.save(update_fields=["role"])

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 
 from allauth.account.authentication import get_authentication_records
 from allauth.mfa.models import Authenticator
@@ -58,7 +57,7 @@ def mfa_passed_at(request, user) -> datetime | None:
     allauth's own authentication records (None if never)."""
     times = [r.get("at") for r in get_authentication_records(request, user) if r.get("method") == "mfa"]
     times = [t for t in times if isinstance(t, (int, float))]
-    return datetime.fromtimestamp(max(times), tz=dt_timezone.utc) if times else None
+    return datetime.fromtimestamp(max(times), tz=UTC) if times else None
 
 
 def has_totp(user) -> bool:
@@ -230,7 +229,7 @@ def queue_final_report_for(case_id: int, user_id: int) -> None:
     signer = get_user_model().objects.get(pk=user_id)
     try:
         queue(case, signer)
-    except Exception:  # noqa: BLE001 - the signature stands; the report can be re-queued
+    except Exception:
         log.exception("queueing the final report of case %s failed", case_id)
 
 

@@ -261,6 +261,7 @@ out = {
     "max_upload_file_mb": settings.MAX_UPLOAD_FILE_MB,
     "static_root": str(settings.STATIC_ROOT),
     "cache_backend": settings.CACHES["default"]["BACKEND"],
+    "task_time_limit": settings.CELERY_TASK_TIME_LIMIT,
     "beat_tasks": sorted(entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()),
     "app_main": app.main,
     "app_broker": app.conf.broker_url,

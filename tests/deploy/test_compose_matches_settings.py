@@ -8,6 +8,7 @@ into the real settings in a fresh process (tests/deploy/compose.py).
 from __future__ import annotations
 
 import importlib
+import re
 from urllib.parse import urlsplit
 
 from django.core.management import get_commands
@@ -276,3 +277,20 @@ def test_without_a_gpu_the_cpu_workers_serve_every_queue(compose_services):
         resolved = probe_settings(container_env(env, image_env(svc)), celery_app_arg(svc))
         unserved = set(resolved["queues"]) - consumed
         assert not unserved, f"with CLASSIFY_QUEUE=cpu, {sorted(unserved)} has no worker but {name}"
+
+
+def grace_seconds(text: str) -> float:
+    """Compose durations such as "400s", "6m40s", "1h"."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", str(text))
+    assert parts, f"not a duration: {text!r}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_workers_may_finish_their_running_task_when_stopped(compose_services, service_settings):
+    """An upgrade stops workers with SIGTERM: the grace period must outlast the
+    hard task time limit, or every deploy kills tasks mid-way."""
+    for name, svc in workers(compose_services).items():
+        grace = grace_seconds(svc.spec.get("stop_grace_period", "10s"))
+        limit = service_settings[name]["task_time_limit"]
+        assert grace > limit, f"{name}: stop_grace_period {grace:.0f} s <= task time limit {limit} s"

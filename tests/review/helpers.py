@@ -11,13 +11,23 @@ from __future__ import annotations
 import time
 import uuid
 
-from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
+from allauth.mfa.totp.internal.auth import (
+    TOTP,
+    format_hotp_value,
+    generate_totp_secret,
+    hotp_value,
+)
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
 from diagnostics.models import Analysis, CaseStatus, ImageStatus, ModelVersion, Review
 from tests.base import PASSWORD
-from tests.factories import BatchFactory, CaseFactory, ModelVersionFactory, SlideImageFactory
+from tests.factories import (
+    BatchFactory,
+    CaseFactory,
+    ModelVersionFactory,
+    SlideImageFactory,
+)
 from tests.imagefactory import png_bytes
 
 CLASSES = ["Benign", "Early", "Pre", "Pro"]

@@ -10,7 +10,12 @@ from django.urls import reverse
 
 from diagnostics.models import AuditEvent, CaseStatus, Review, SignOut
 from tests.base import BaseTestCase
-from tests.review.helpers import activate_totp, login_with_totp, make_analysed_case, review_all
+from tests.review.helpers import (
+    activate_totp,
+    login_with_totp,
+    make_analysed_case,
+    review_all,
+)
 
 
 class AmendmentTests(BaseTestCase):

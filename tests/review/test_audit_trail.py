@@ -11,7 +11,12 @@ from django.urls import reverse
 from diagnostics import audit
 from diagnostics.models import AuditEvent
 from tests.base import BaseTestCase
-from tests.review.helpers import activate_totp, login_with_totp, make_analysed_case, review_all
+from tests.review.helpers import (
+    activate_totp,
+    login_with_totp,
+    make_analysed_case,
+    review_all,
+)
 
 
 class AuditTrailTests(BaseTestCase):

@@ -46,7 +46,7 @@ class ConcurrentDoubleSubmitTests(BaseTransactionTestCase):
     def test_concurrent_posts_record_once(self):
         if connection.vendor != "postgresql":
             pytest.skip("needs PostgreSQL for real row locks between connections")
-        case, images = make_analysed_case(self.lab, n_images=1, labels=["Pre"])
+        _, images = make_analysed_case(self.lab, n_images=1, labels=["Pre"])
         token = uuid.uuid4()
         barrier = threading.Barrier(2)
         outcomes, errors = [], []

@@ -13,7 +13,12 @@ from django.urls import reverse
 
 from diagnostics.models import CaseStatus, Report
 from tests.base import BaseTransactionTestCase
-from tests.review.helpers import activate_totp, login_with_totp, make_analysed_case, review_all
+from tests.review.helpers import (
+    activate_totp,
+    login_with_totp,
+    make_analysed_case,
+    review_all,
+)
 
 pytest.importorskip("diagnostics.services.reports")
 

@@ -95,7 +95,7 @@ class ReviewSubmitTests(BaseTestCase):
         self.assertFalse(Review.objects.exists())
 
     def test_image_of_another_case_in_the_url_is_404(self):
-        other_case, other_images = make_analysed_case(self.lab, n_images=1)
+        _, other_images = make_analysed_case(self.lab, n_images=1)
         self.client.force_login(self.pathologist)
         url = reverse("review_image", args=[self.case.pk, other_images[0].pk])
         response = self.client.post(url, {"label": "Pre", "submission_token": str(uuid.uuid4())})

@@ -8,7 +8,14 @@ from django.urls import reverse
 
 from diagnostics.models import AuditEvent, CaseStatus, SignOut
 from tests.base import BaseTestCase
-from tests.review.helpers import activate_totp, login_with_password, login_with_totp, make_analysed_case, review_all, totp_code
+from tests.review.helpers import (
+    activate_totp,
+    login_with_password,
+    login_with_totp,
+    make_analysed_case,
+    review_all,
+    totp_code,
+)
 
 
 class SignOutChecksTests(BaseTestCase):
