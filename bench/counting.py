@@ -44,8 +44,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from ml.datapaths import shared_data_dir  # noqa: E402
-from ml.segment import SegmentParams, segment  # noqa: E402
+from ml.datapaths import shared_data_dir
+from ml.segment import SegmentParams, segment
 
 MBM_TUNING_SLIDES = ("BM_GRAZ_HE_0001", "BM_GRAZ_HE_0002")
 CBC_SPLITS = ("Training", "Validation", "Testing")
@@ -114,10 +114,10 @@ def run_cbc(pairs, params: SegmentParams, progress: bool) -> dict:
     for image_path, xml_path in tqdm(pairs, desc="cbc", disable=not progress, file=sys.stderr):
         truth = voc_counts(xml_path)
         rgb = load_rgb(image_path)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = segment(rgb, params)
-        seconds = time.perf_counter() - t0
-        rows.append({"file": image_path.name, "truth": truth, "pred": result.counts, "s": seconds})
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows.append({"file": image_path.name, "truth": truth, "pred": result.counts, "s": seconds, "cpu": cpu})
         tqdm.write(
             f"{image_path.name} wbc {result.counts['wbc']}/{truth['wbc']} rbc {result.counts['rbc']}/{truth['rbc']}"
             f" plt {result.counts['platelet']}/{truth['platelet']} {seconds:.2f}s",
@@ -135,10 +135,12 @@ def run_cbc(pairs, params: SegmentParams, progress: bool) -> dict:
         "cbc_wbc_exact": round(float(wbc_exact), 4),
         "cbc_rbc_mae": round(float(rbc_err.mean()), 3),
         "cbc_rbc_rel_err": round(float((rbc_err[valid] / rbc_truth[valid]).mean()), 4),
+        "cbc_rbc_median_rel_err": round(float(np.median(rbc_err[valid] / rbc_truth[valid])), 4),
         "cbc_rbc_total_rel_err": round(float(abs(rbc_signed.sum()) / max(1.0, rbc_truth.sum())), 4),
         "cbc_rbc_bias": round(float(rbc_signed.mean()), 3),
         "cbc_platelet_mae": round(float(np.mean([abs(r["pred"]["platelet"] - r["truth"]["platelet"]) for r in rows])), 3),
         "cbc_s_per_image": round(float(np.mean([r["s"] for r in rows])), 4),
+        "cbc_cpu_s_per_image": round(float(np.mean([r["cpu"] for r in rows])), 4),
     }
 
 
@@ -147,12 +149,12 @@ def run_mbm(pairs, params: SegmentParams, progress: bool) -> dict:
     for image_path, dots_path in tqdm(pairs, desc="mbm", disable=not progress, file=sys.stderr):
         truth = dot_count(dots_path)
         rgb = load_rgb(image_path)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = segment(rgb, params)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         pred = result.counts["nucleus"]
         tuning = image_path.name.startswith(MBM_TUNING_SLIDES)
-        rows.append({"file": image_path.name, "truth": truth, "pred": pred, "s": seconds, "tuning": tuning})
+        rows.append({"file": image_path.name, "truth": truth, "pred": pred, "s": seconds, "cpu": cpu, "tuning": tuning})
         if progress:
             tqdm.write(f"{image_path.name} nuclei {pred}/{truth} {seconds:.2f}s", file=sys.stderr)
     if not rows:
@@ -174,6 +176,7 @@ def run_mbm(pairs, params: SegmentParams, progress: bool) -> dict:
     out.update(summary([r for r in rows if not r["tuning"]], "mbm_heldout"))
     out.update(summary([r for r in rows if r["tuning"]], "mbm_tuning"))
     out["mbm_s_per_image"] = round(float(np.mean([r["s"] for r in rows])), 4)
+    out["mbm_cpu_s_per_image"] = round(float(np.mean([r["cpu"] for r in rows])), 4)
     return out
 
 
@@ -193,11 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"real data not found at {data} (set MARROWFIND_DATA_DIR)", file=sys.stderr)
         return 2
     overrides = parse_overrides(args.set)
-    report: dict = {"cbc_split": "+".join(args.split), "overrides": overrides}
+    report: dict = {"overrides": overrides}
 
     if args.what in ("both", "cbc"):
         pairs = cbc_pairs(data, args.split)
         pairs = pairs[: args.limit] if args.limit else pairs
+        report["cbc_split"] = "+".join(args.split)
         report.update(run_cbc(pairs, replace(SegmentParams(mode="smear"), **overrides), not args.quiet))
     if args.what in ("both", "mbm"):
         pairs = mbm_pairs(data)
@@ -205,8 +209,11 @@ def main(argv: list[str] | None = None) -> int:
             want_tuning = args.mbm_subset == "tuning"
             pairs = [p for p in pairs if p[0].name.startswith(MBM_TUNING_SLIDES) == want_tuning]
         pairs = pairs[: args.limit] if args.limit else pairs
+        report["mbm_subset"] = args.mbm_subset
+        report["mbm_tuning_slides"] = list(MBM_TUNING_SLIDES)
         report.update(run_mbm(pairs, replace(SegmentParams(mode="tissue"), **overrides), not args.quiet))
-    report["rbc_rel_err_definition"] = "mean over images of |pred-gt|/gt"
+    if "cbc_images" in report:
+        report["cbc_rbc_rel_err_definition"] = "mean over images of |pred-gt|/gt (total-relative: cbc_rbc_total_rel_err)"
     print(json.dumps(report))
     return 0
 

@@ -60,8 +60,8 @@ class CaseUploadForm(forms.ModelForm):
 
     class Meta:
         model = Case
-        fields = ["lab", "accession_number", "patient_pseudonym", "specimen", "stain", "clinical_note"]
-        widgets = {"clinical_note": forms.Textarea(attrs={"rows": 3})}
+        fields = ["lab", "accession_number", "patient_pseudonym", "specimen", "stain", "clinical_note"]  # noqa: RUF012 (Django Meta)
+        widgets = {"clinical_note": forms.Textarea(attrs={"rows": 3})}  # noqa: RUF012
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -67,7 +67,7 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return _env_number(name, default, int, "an integer", minimum, maximum)
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+def env_float(name: str, default: float | None, *, minimum: float | None = None, maximum: float | None = None) -> float:
     return _env_number(name, default, float, "a number", minimum, maximum)
 
 

@@ -208,7 +208,8 @@ FILE_UPLOAD_PERMISSIONS = 0o640
 # --- analysis -------------------------------------------------------------
 MARROWFIND_MODEL_DIR = Path(env_str("MARROWFIND_MODEL_DIR", str(VAR_DIR / "models"))).resolve()
 LOW_CONFIDENCE_THRESHOLD = env_float("LOW_CONFIDENCE_THRESHOLD", 0.6, minimum=0.0, maximum=1.0)
-PIXELS_PER_MICRON = env_float("PIXELS_PER_MICRON", 2.0, minimum=0.01)
+# None = estimate the scale per image (ml.segment); set it when the microscope is calibrated.
+PIXELS_PER_MICRON = env_float("PIXELS_PER_MICRON", None, minimum=0.01)
 WHO_BLAST_THRESHOLD = 0.20
 INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "auto", choices=["auto", "cpu", "cuda"])
 INFERENCE_PRECISION = env_str("INFERENCE_PRECISION", "auto", choices=["auto", "fp32", "bf16", "fp16"])

@@ -61,14 +61,14 @@ def segmentation_overlay(
         raise ValueError(f"labels {result.labels.shape} do not match the image {rgb.shape[:2]}")
     out = np.ascontiguousarray(rgb.copy())
     h, w = out.shape[:2]
-    base = thickness or max(1, int(round(min(h, w) / 300)))
+    base = thickness or max(1, round(min(h, w) / 300))
     font_scale = max(0.35, min(h, w) / 900)
     for cell in result.cells:
         r0, c0, r1, c1 = cell.bbox
         mask = (result.labels[r0:r1, c0:c1] == cell.index).astype(np.uint8)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=(c0, r0))
         colour = BLAST_COLOUR if cell.is_blast else KIND_COLOURS.get(cell.kind, (255, 255, 255))
-        cv2.drawContours(out, contours, -1, colour, base + (1 if cell.is_blast else 0), lineType=cv2.LINE_AA)
+        cv2.drawContours(out, contours, -1, colour, base + (1 if cell.is_blast else 0), lineType=cv2.LINE_8)
         if numbers:
             text = str(cell.index)
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)

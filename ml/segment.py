@@ -7,28 +7,36 @@ Two modes, both pure functions of (image, params) with no hidden state:
   the remaining stained foreground (pale pink discs, central pallor filled), and
   touching cells are split with a distance transform, ``peak_local_max`` and a
   marker ``watershed``.
-* ``"tissue"``: H&E bone-marrow sections. Nuclei are found on the haematoxylin
-  channel of a colour deconvolution (``skimage.color.rgb2hed``) and split the
-  same way; every nucleus counts as one cell.
+* ``"tissue"``: H&E bone-marrow sections. Nuclei are the blobs of the
+  haematoxylin channel of a colour deconvolution (``skimage.color.rgb2hed``),
+  found with a Laplacian of Gaussian tuned to nucleus size and outlined with a
+  watershed; every nucleus counts as one cell.
 
 Why a working scale: every size rule is written in micrometres and the image is
 resampled so that a reference cell (a 7.5 µm red cell, or a nucleus in tissue
 mode) is about ``working_radius_px`` pixels in radius. That keeps the rules the
-same for a 224-pixel crop and a 640×480 camera frame, and keeps a frame under a
-few tenths of a second on one core. The labels are mapped back to the input size.
+same for a 224-pixel crop and a 640×480 camera frame, and keeps a frame well
+under a second on one core. The labels are mapped back to the input size.
 
 When ``pixels_per_micron`` is None the scale is estimated from the image itself
-(the typical radius of the stained objects, read off distance-transform peaks),
-assuming red cells of ``rbc_diameter_um`` (smear) or nuclei of
-``nucleus_diameter_um`` (tissue). Pass the real scale of your microscope when you
-know it: areas in µm² are only as right as that number.
+(smear: the median radius of the circles a Hough transform finds, which are
+mostly red cells, taken as ``rbc_diameter_um``; tissue: the typical depth of the
+nuclear mask's distance-transform peaks, taken as ``nucleus_diameter_um``).
+Pass the real scale of your microscope when you know it: areas in µm² are only
+as right as that number.
+
+Counting conventions (tuned to match how people annotate, see ``bench/counting.py``):
+a red cell cut by the frame edge counts only when ``border_min_fraction`` of a
+whole cell shows; white cells always count. Overlapping red cells that leave no
+saddle in the distance transform stay one region (annotators of cbc/Training
+skip such clumps as well).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -182,7 +190,7 @@ def _convex_hull(mask: np.ndarray) -> np.ndarray:
 
 
 def _disk(radius: float) -> np.ndarray:
-    return morphology.disk(max(1, int(round(radius))))
+    return morphology.disk(max(1, round(radius)))
 
 
 def _typical_radius(mask: np.ndarray) -> float | None:
@@ -216,7 +224,7 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     if abs(scale - 1.0) < 1e-3:
         return image
     h, w = image.shape[:2]
-    size = (max(8, int(round(w * scale))), max(8, int(round(h * scale))))
+    size = (max(8, round(w * scale)), max(8, round(h * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
 
@@ -312,7 +320,7 @@ def _split_touching(
     components = measure.label(mask)
     peaks = peak_local_max(
         dist,
-        min_distance=max(1, int(round(min_distance))),
+        min_distance=max(1, round(min_distance)),
         threshold_abs=min_height,
         labels=components,
         exclude_border=False,
@@ -373,7 +381,7 @@ def _upscale_labels(work_labels: np.ndarray, out_shape: tuple[int, int]) -> np.n
         return work_labels.astype(np.int32)
     nearest = _nearest_upscale(work_labels.astype(np.int32), out_shape)
     sigma = 0.5 * out_shape[0] / work_labels.shape[0]
-    pad = int(math.ceil(2 * sigma)) + 1
+    pad = math.ceil(2 * sigma) + 1
     h, w = out_shape
     full = np.zeros(out_shape, np.int32)
     for lab, box in enumerate(ndi.find_objects(nearest), start=1):
@@ -396,7 +404,6 @@ def _cells_from_labels(
     nucleus_work: np.ndarray | None,
 ) -> tuple[list[Cell], np.ndarray]:
     """Renumber regions 1..N in reading order, map them to input size, measure each."""
-    h, w = out_shape
     full = _upscale_labels(work_labels, out_shape)
     present = [lab for lab in np.unique(full) if lab != 0 and lab in kinds]
     objects = ndi.find_objects(full)
@@ -567,7 +574,7 @@ def _segment_tissue(rgb: np.ndarray, p: SegmentParams, px_per_um: float) -> tupl
     response = -ndi.gaussian_laplace(haem, sigma) * sigma**2  # scale-normalised
     peaks = peak_local_max(
         response,
-        min_distance=max(1, int(round(p.tissue_peak_min_distance_um * px_per_um))),
+        min_distance=max(1, round(p.tissue_peak_min_distance_um * px_per_um)),
         threshold_abs=p.tissue_log_threshold,
         exclude_border=False,
     )

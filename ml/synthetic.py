@@ -86,7 +86,7 @@ def _outline(rng: np.random.Generator, amplitude: float, n_harmonics: int = 4) -
 def _polar_patch(cy: float, cx: float, radius: float, shape: tuple[int, int], angle: float, aspect: float):
     """Slices of the patch around a cell, its normalised radius field and polar angle."""
     h, w = shape
-    half = int(math.ceil(radius * max(aspect, 1.0) * 1.35)) + 2
+    half = math.ceil(radius * max(aspect, 1.0) * 1.35) + 2
     r0, r1 = max(0, int(cy) - half), min(h, int(cy) + half + 1)
     c0, c1 = max(0, int(cx) - half), min(w, int(cx) + half + 1)
     yy, xx = np.mgrid[r0:r1, c0:c1].astype(np.float32)

@@ -56,7 +56,7 @@ def services_unavailable_reason() -> str | None:
         import redis
 
         redis.Redis.from_url(broker, socket_connect_timeout=2).ping()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (any failure means: skip with the reason)
         return f"Redis at {broker} is unreachable ({exc.__class__.__name__}: {exc})"
     return None
 
@@ -192,7 +192,7 @@ def run_worker(
     On an exception inside the block the worker's log is printed.
     """
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
-    log_file = tempfile.NamedTemporaryFile(prefix="mf-worker-", suffix=".log", delete=False)
+    log_file = tempfile.NamedTemporaryFile(prefix="mf-worker-", suffix=".log", delete=False)  # noqa: SIM115
     log_path = Path(log_file.name)
     command = [
         sys.executable, "-m", "celery", "-A", "marrowfind", "worker",

@@ -83,8 +83,8 @@ STAGES = ("decode", "classify_cam", "segmentation", "overlays", "db")
 __all__ = [
     "ChunkOutcome",
     "StageTimer",
-    "classify_chunk",
     "claim_token",
+    "classify_chunk",
     "dispatch_queued_images",
     "fail_image",
     "finalize_case_if_complete",
@@ -416,7 +416,7 @@ def _predict_isolating_failures(predictor, ready: list[int], arrays: dict[int, A
         return dict(zip(ready, results))
     except (SoftTimeLimitExceeded, MemoryError) + TRANSIENT_DB_ERRORS:
         raise
-    except Exception:
+    except Exception:  # any model error: run the images one by one to isolate the one that causes it
         logger.warning("batch prediction failed; running the %d images one by one", len(ready), exc_info=True)
     predictions: dict[int, Any] = {}
     for image_id in ready:
@@ -424,9 +424,9 @@ def _predict_isolating_failures(predictor, ready: list[int], arrays: dict[int, A
         try:
             with timer("classify_cam"):
                 predictions[image_id] = predictor.predict([arrays[image_id]], with_cam=True)[0]
-        except SoftTimeLimitExceeded:
+        except (SoftTimeLimitExceeded, MemoryError) + TRANSIENT_DB_ERRORS:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (this image breaks the model: it fails alone, with the error)
             predictions[image_id] = f"The model could not analyse this image ({exc.__class__.__name__}: {exc})"[:500]
         per_image[image_id]["classify_cam"] = time.perf_counter() - started
     return predictions

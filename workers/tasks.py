@@ -39,8 +39,10 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from diagnostics.models import Case, TaskRun
 from marrowfind.celery import app
-from workers import pipeline
-from workers import signals  # noqa: F401  (connects the worker_process_init model warm-up)
+from workers import (
+    pipeline,
+    signals,  # noqa: F401  (connects the worker_process_init model warm-up)
+)
 
 logger = logging.getLogger(__name__)
 

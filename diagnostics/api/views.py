@@ -51,6 +51,8 @@ from diagnostics.views.cases import protected_media
 
 logger = logging.getLogger("marrowfind.api")
 
+MAX_DB_ID = 2**63 - 1  # BigAutoField
+
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     """The documented error responses of an operation, all with the one error shape."""
@@ -105,6 +107,13 @@ class ApiView(JsonErrorsMixin, GenericAPIView):
     permission_classes = (IsLabMember,)
     throttle_classes = (ApiAnonThrottle, ApiUserThrottle)
 
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        # Ids come from <int:...> converters, which accept any number of digits;
+        # one beyond a 64-bit column is no object (SQLite would overflow).
+        if any(isinstance(value, int) and not 0 < value <= MAX_DB_ID for value in kwargs.values()):
+            raise Http404("No such object")
+
     def get_case(self) -> Case:
         return access.get_case_or_404(self.request.user, self.kwargs["pk"])
 
@@ -152,8 +161,8 @@ class HealthView(ApiView):
 
 class TokenView(ApiView):
     """Your API token. POST issues a new one and revokes the old one (rotation);
-    DELETE revokes it. Sign in on the site (with your second factor) and call
-    this with the session, or call it with the current token to rotate it."""
+    DELETE revokes it. Sign in on the site and call this with the session (and
+    its CSRF token), or call it with the current token to rotate it."""
 
     permission_classes = (IsAuthenticated,)
     throttle_classes = (ApiAnonThrottle, ApiUserThrottle, ApiTokenThrottle)
@@ -425,6 +434,8 @@ class ImageFileView(ApiView):
     bytes come from nginx (X-Accel-Redirect)."""
 
     renderer_classes = (JSONRenderer, BinaryRenderer)
+    # No HEAD: the protected media view answers GET only, and its 405 would not be JSON.
+    http_method_names = ("get", "options")
     KINDS = ("original", "cam", "segmentation")
 
     @extend_schema(

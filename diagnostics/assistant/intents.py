@@ -158,7 +158,7 @@ def parse(question: str) -> ParsedQuestion:
     if _BLAST_PERCENT.search(text):
         return result(Intent.BLAST_PERCENT)
     if _HOW_MANY.search(text) or _CASE_MARKER.search(text) or refs:
-        if _DISTRIBUTION.search(text) or (claimed and re.search(r"\b(images?|called|labell?ed)\b", text, re.I)):
+        if _DISTRIBUTION.search(text) or (claimed and re.search(r"\b(images?|called|labell?ed)\b", text, re.IGNORECASE)):
             return result(Intent.DISTRIBUTION)
         if _BLAST.search(text):
             return result(Intent.CASE_BLASTS)

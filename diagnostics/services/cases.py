@@ -15,7 +15,15 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 
-from diagnostics.models import Analysis, Case, CaseStatus, ImageStatus, ModelVersion, SlideImage, Specimen
+from diagnostics.models import (
+    Analysis,
+    Case,
+    CaseStatus,
+    ImageStatus,
+    ModelVersion,
+    SlideImage,
+    Specimen,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -48,7 +48,16 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from diagnostics import audit
-from diagnostics.models import AuditEvent, Case, ImageStatus, ModelVersion, Report, ReportStatus, SignOut, Specimen
+from diagnostics.models import (
+    AuditEvent,
+    Case,
+    ImageStatus,
+    ModelVersion,
+    Report,
+    ReportStatus,
+    SignOut,
+    Specimen,
+)
 from diagnostics.services import review as review_service
 from diagnostics.services import thumbnails
 from ml.labels import display_name
@@ -300,7 +309,9 @@ def collect_report_content(
         if signed is not None:
             review_label, reviewer = signed.get("label"), signed.get("reviewer")
         elif item.latest_review is not None:
-            review_label, reviewer = item.latest_review.label, _person(item.latest_review.reviewer)
+            reviewer_user = item.latest_review.reviewer
+            review_label = item.latest_review.label
+            reviewer = reviewer_user.get_full_name() or reviewer_user.email or reviewer_user.username
         else:
             review_label, reviewer = None, None
         counts = (analysis.cell_counts or {}) if analysis else {}
@@ -346,7 +357,7 @@ def collect_report_content(
         received=case.created_at,
         version=version,
         status=status,
-        signed_by=_person(signed_by) if signed_by is not None and not isinstance(signed_by, str) else signed_by,
+        signed_by=_person(signed_by),
         signed_at=signed_at,
         created_by=_person(created_by),
         amendment_reason=snapshot.amendment_reason if snapshot else "",

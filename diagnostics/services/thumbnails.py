@@ -110,7 +110,7 @@ def ensure_thumbnail(source: FieldFile | None, name: str) -> Path | None:
     except FileNotFoundError:
         log.warning("thumbnail source missing: %s", source.name)
         return None
-    except Exception:  # noqa: BLE001 - an unreadable file must not stop a report
+    except Exception:
         log.exception("could not make a thumbnail of %s", source.name)
         return None
     return target

@@ -26,7 +26,6 @@ of image files or zip archives. What this module guarantees:
 from __future__ import annotations
 
 import logging
-import posixpath
 import unicodedata
 import zipfile
 import zlib

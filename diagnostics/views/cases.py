@@ -24,7 +24,13 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET, require_http_methods
 
-from diagnostics.access import analyses_for, can_upload, get_case_or_404, images_for, labs_for
+from diagnostics.access import (
+    analyses_for,
+    can_upload,
+    get_case_or_404,
+    images_for,
+    labs_for,
+)
 from diagnostics.forms import CaseUploadForm, ImagesForm
 from diagnostics.models import Analysis, Case, CaseStatus
 from diagnostics.services import cases as case_service

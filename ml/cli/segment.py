@@ -20,8 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 #: Show the progress bar from this many images on (short runs stay quiet).
 PROGRESS_MIN_IMAGES = 8

@@ -3,6 +3,8 @@ with the web page's checks: bad files listed, good ones kept, all or nothing."""
 
 from __future__ import annotations
 
+from django.test import override_settings
+
 from diagnostics.models import AuditEvent, Case, CaseStatus, Membership, Role
 from tests.api.helpers import ApiTestCase
 from tests.diagnostics.upload_helpers import (
@@ -103,6 +105,12 @@ class CaseCreateTests(ApiTestCase):
             set(error["details"]),
             {"accession_number", "patient_pseudonym", "specimen", "files"},
         )
+        self.assertFalse(Case.objects.exists())
+
+    def test_oversized_form_fields_are_413(self) -> None:
+        with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000):
+            response = self.post([png_upload("a.png", seed=1)], clinical_note="x" * 5000)
+        self.assertApiError(response, 413, "payload_too_large")
         self.assertFalse(Case.objects.exists())
 
     def test_json_is_refused_with_415(self) -> None:

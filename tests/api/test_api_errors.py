@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.test import RequestFactory, override_settings
 from django.urls import get_resolver
 
@@ -60,7 +61,7 @@ class ErrorShapeTests(ApiTestCase):
         self.assertNotEqual(response.get("Content-Type", "").split(";")[0], "application/json")
 
 
-@override_settings(REST_FRAMEWORK={**__import__("django.conf").conf.settings.REST_FRAMEWORK, **THROTTLE_SETTINGS})
+@override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, **THROTTLE_SETTINGS})
 class ThrottleTests(ApiTestCase):
     def test_user_rate_limit_answers_429_with_retry_after(self) -> None:
         for _ in range(3):
@@ -88,3 +89,20 @@ class ThrottleTests(ApiTestCase):
 
         self.assertEqual(self.api.post(url, upload_data(), format="multipart").status_code, 201)
         self.assertApiError(self.api.post(url, upload_data(), format="multipart"), 429, "throttled")
+
+
+class HugeIdTests(ApiTestCase):
+    def test_ids_beyond_a_64_bit_column_are_not_found(self) -> None:
+        # Found by the schemathesis run: SQLite raised OverflowError (a 500).
+        huge = 10**21
+        case, _ = self.make_analysed_case()
+        urls = [
+            self.url("api-case-detail", pk=huge),
+            self.url("api-case-images", pk=huge),
+            self.url("api-image-detail", pk=case.pk, image_pk=huge),
+            self.url("api-image-file", pk=case.pk, image_pk=huge, kind="cam"),
+        ]
+        for url in urls:
+            with self.subTest(url):
+                self.assertApiError(self.api.get(url), 404, "not_found")
+        self.assertApiError(self.anonymous_api.get(urls[0]), 401, "not_authenticated")

@@ -39,7 +39,7 @@ class CaseQuestionsTest(BaseTestCase):
         analysis = self.built.analyses[5]
         answer = self.ask("Why was image 5 called Pro-B?")
         self.assertIn(f"labelled Pro-B ALL by the model {analysis.model_version.name} with probability {analysis.confidence:.2f}", answer.text)
-        for name, p in analysis.probabilities.items():
+        for p in analysis.probabilities.values():
             self.assertIn(f"{p:.2f}", answer.text)
         self.assertIn("Grad-CAM overlay of image 5", answer.text)
         overlay = [s for s in answer.sources if s["type"] == "overlay"]

@@ -5,7 +5,12 @@ from __future__ import annotations
 from django.core.files.base import ContentFile
 
 from diagnostics.models import Analysis, CaseStatus, ImageStatus, Specimen
-from tests.factories import BatchFactory, CaseFactory, ModelVersionFactory, SlideImageFactory
+from tests.factories import (
+    BatchFactory,
+    CaseFactory,
+    ModelVersionFactory,
+    SlideImageFactory,
+)
 from tests.imagefactory import png_bytes
 
 

@@ -25,7 +25,7 @@ def start_django(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     clean.update({"MARROWFIND_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "marrowfind.settings"}, **env)
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); print('started')"],
-        cwd=REPO_ROOT, env=clean, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT, env=clean, capture_output=True, text=True, timeout=120, check=False,
     )
 
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from diagnostics.models import Case
 from diagnostics.services import upload as upload_service
-from tests.diagnostics.upload_helpers import UploadTestCase, case_fields, png_upload, stored_files
+from tests.diagnostics.upload_helpers import (
+    UploadTestCase,
+    case_fields,
+    png_upload,
+    stored_files,
+)
 from tests.factories import CaseFactory
 
 

@@ -17,7 +17,12 @@ from django.test import override_settings
 
 from diagnostics.models import AuditEvent, Batch, Case, SlideImage
 from diagnostics.services import upload as upload_service
-from tests.diagnostics.upload_helpers import UploadTestCase, case_fields, png_upload, stored_files
+from tests.diagnostics.upload_helpers import (
+    UploadTestCase,
+    case_fields,
+    png_upload,
+    stored_files,
+)
 
 
 class DiskFullOnThirdFileStorage(FileSystemStorage):

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from diagnostics.models import SlideImage
-from tests.diagnostics.upload_helpers import UploadTestCase, make_zip, png_upload, stored_files, upload
+from tests.diagnostics.upload_helpers import (
+    UploadTestCase,
+    make_zip,
+    png_upload,
+    stored_files,
+    upload,
+)
 from tests.imagefactory import png_bytes
 
 

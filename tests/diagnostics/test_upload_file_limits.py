@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from django.test import override_settings
 
-from tests.diagnostics.upload_helpers import UploadTestCase, make_zip, png_upload, upload
+from tests.diagnostics.upload_helpers import (
+    UploadTestCase,
+    make_zip,
+    png_upload,
+    upload,
+)
 from tests.imagefactory import png_bytes
 
 
@@ -43,7 +48,7 @@ class FileCountLimitTests(UploadTestCase):
     @override_settings(MAX_FILES_PER_BATCH=2)
     def test_a_zip_with_far_too_many_entries_is_refused_whole(self) -> None:
         archive = make_zip([(f"e{i}.png", b"x") for i in range(20)])
-        response = self.post_new_case([upload("many.zip", archive), png_upload("ok.png", seed=1)])
+        self.post_new_case([upload("many.zip", archive), png_upload("ok.png", seed=1)])
         case = self.only_case()
         self.assertEqual(self.rejected_by_code(case), {"too_many_files": ["many.zip"]})
         self.assertEqual(case.images.count(), 1)

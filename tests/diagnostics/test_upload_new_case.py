@@ -9,7 +9,13 @@ from django.urls import reverse
 from PIL import Image
 
 from diagnostics.models import Analysis, AuditEvent, CaseStatus, ImageStatus
-from tests.diagnostics.upload_helpers import UploadTestCase, jpeg_bytes, png_upload, stored_files, upload
+from tests.diagnostics.upload_helpers import (
+    UploadTestCase,
+    jpeg_bytes,
+    png_upload,
+    stored_files,
+    upload,
+)
 from tests.imagefactory import png_bytes
 
 

@@ -8,7 +8,12 @@ import struct
 
 from django.test import override_settings
 
-from tests.diagnostics.upload_helpers import UploadTestCase, make_zip, png_upload, upload
+from tests.diagnostics.upload_helpers import (
+    UploadTestCase,
+    make_zip,
+    png_upload,
+    upload,
+)
 from tests.imagefactory import png_bytes
 
 

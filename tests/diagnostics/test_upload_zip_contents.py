@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import zipfile
 
-from tests.diagnostics.upload_helpers import UploadTestCase, jpeg_bytes, make_zip, png_upload, upload
+from tests.diagnostics.upload_helpers import (
+    UploadTestCase,
+    jpeg_bytes,
+    make_zip,
+    png_upload,
+    upload,
+)
 from tests.imagefactory import png_bytes
 
 

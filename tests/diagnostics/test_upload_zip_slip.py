@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from tests.diagnostics.upload_helpers import UploadTestCase, make_zip, stored_files, upload
-from tests.imagefactory import png_bytes
 from diagnostics.services.upload import is_unsafe_member_path
+from tests.diagnostics.upload_helpers import (
+    UploadTestCase,
+    make_zip,
+    stored_files,
+    upload,
+)
+from tests.imagefactory import png_bytes
 
 
 class ZipSlipTests(UploadTestCase):

@@ -233,13 +233,20 @@ def use_broker(url: str) -> Iterator[None]:
     with) and ``settings.CELERY_BROKER_URL`` (what a started worker is given) at ``url``."""
     from marrowfind.celery import app
 
-    previous = app.conf.broker_url
+    previous = app.conf.get("broker_url")
+    previous_env = os.environ.get("CELERY_BROKER_URL")
     with override_settings(CELERY_BROKER_URL=url):
+        # Celery reads $CELERY_BROKER_URL before its own setting: change both.
+        os.environ["CELERY_BROKER_URL"] = url
         app.conf.broker_url = url
         _reset_broker_pools(app)
         try:
             yield
         finally:
+            if previous_env is None:
+                os.environ.pop("CELERY_BROKER_URL", None)
+            else:
+                os.environ["CELERY_BROKER_URL"] = previous_env
             app.conf.broker_url = previous
             _reset_broker_pools(app)
 

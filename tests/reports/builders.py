@@ -18,10 +18,23 @@ import cv2
 import numpy as np
 from django.core.files.base import ContentFile
 
-from diagnostics.models import Analysis, Case, CaseStatus, ImageStatus, ModelVersion, Review, SignOut
+from diagnostics.models import (
+    Analysis,
+    Case,
+    CaseStatus,
+    ImageStatus,
+    ModelVersion,
+    Review,
+    SignOut,
+)
 from ml.overlay import cam_overlay, encode_png, segmentation_overlay
 from ml.segment import segment
-from tests.factories import BatchFactory, CaseFactory, ModelVersionFactory, SlideImageFactory
+from tests.factories import (
+    BatchFactory,
+    CaseFactory,
+    ModelVersionFactory,
+    SlideImageFactory,
+)
 
 CLASSES = ["Benign", "Early", "Pre", "Pro"]
 

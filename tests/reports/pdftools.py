@@ -53,7 +53,7 @@ def decode_qr(png: Path) -> str:
     detector = cv2.QRCodeDetector()
     for scale in (1.0, 2.0, 3.0):
         candidate = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-        text, points, _ = detector.detectAndDecode(candidate)
+        text, _, _ = detector.detectAndDecode(candidate)
         if text:
             return text
     # The header holds the only QR code; crop the right third of the top quarter and retry.

@@ -53,6 +53,12 @@ class ReportAccessTest(BaseTestCase):
             self.assertTrue(response["Location"].startswith(login))
         self.assertEqual(self.client.post(self.draft).status_code, 302)
 
+    def test_case_page_hook_loads_the_report_panel(self):
+        from django.template.loader import render_to_string
+
+        html = render_to_string("reports/_case_hooks.html", {"case": self.built.case})
+        self.assertIn(f'hx-get="{self.pages[1]}"', html)
+
     def test_member_lists_versions_and_makes_a_draft(self):
         self.client.force_login(self.technician)
         response = self.client.get(self.pages[0])

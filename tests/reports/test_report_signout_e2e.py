@@ -16,7 +16,13 @@ from diagnostics.models import Report, ReportStatus
 from diagnostics.services import reports
 from tests.base import BaseTransactionTestCase
 from tests.reports.builders import build_case, review
-from tests.reports.pdftools import decode_qr, eager_celery, pdf_text, rasterise, scratch_dir
+from tests.reports.pdftools import (
+    decode_qr,
+    eager_celery,
+    pdf_text,
+    rasterise,
+    scratch_dir,
+)
 from tests.review.helpers import activate_totp, login_with_totp
 
 

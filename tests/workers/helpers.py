@@ -33,7 +33,7 @@ def make_case(lab, n_images: int = 3, *, files: list[bytes] | None = None, statu
         try:
             info = inspect_image(data, filename="x.png")
             width, height = info.width, info.height
-        except Exception:  # deliberately broken payloads: the pipeline must cope
+        except Exception:  # noqa: BLE001 deliberately broken payloads: the pipeline must cope
             width = height = 1
         image = SlideImage(
             case=case, batch=batch, position=position, original_filename=f"field-{position}.png",

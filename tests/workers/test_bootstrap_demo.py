@@ -61,9 +61,11 @@ class BootstrapDemoTests(BaseTestCase):
 
     def test_an_active_model_is_kept(self) -> None:
         version = register_test_model()
+        cell = register_test_model("cell")
         output = bootstrap()
         self.assertIn(f"image model: {version.name}", output)
-        self.assertEqual(ModelVersion.objects.filter(task="image").count(), 1)
+        self.assertIn(f"cell model: {cell.name}", output)
+        self.assertEqual(ModelVersion.objects.count(), 2)
 
     def test_a_demo_checkpoint_already_on_disk_is_registered_without_training(self) -> None:
         from django.conf import settings

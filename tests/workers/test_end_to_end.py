@@ -14,11 +14,23 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from diagnostics.models import Analysis, AuditEvent, Case, CaseStatus, ImageStatus, TaskRun
+from diagnostics.models import (
+    Analysis,
+    AuditEvent,
+    Case,
+    CaseStatus,
+    ImageStatus,
+    TaskRun,
+)
 from tests.base import BaseTransactionTestCase
 from tests.imagefactory import smear_png_bytes
 from tests.modelfixtures import register_test_model
-from tests.workerproc import purge_broker, require_services, run_worker, wait_for_case_status
+from tests.workerproc import (
+    purge_broker,
+    require_services,
+    run_worker,
+    wait_for_case_status,
+)
 
 GOOD_IMAGES = 8
 LABELS = ("Benign", "Early", "Pre", "Pro")

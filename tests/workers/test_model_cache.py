@@ -48,8 +48,9 @@ class ModelCacheTests(BaseTestCase):
             ModelCache().get()
 
     def _media_copy(self, source):
-        from django.conf import settings
         from pathlib import Path
+
+        from django.conf import settings
 
         target = Path(settings.MEDIA_ROOT) / "replaced.pt"
         shutil.copy(source, target)

@@ -29,7 +29,7 @@ class DispatchTests(BaseTestCase):
         first = case.images.get(position=1)
         SlideImage.objects.filter(pk=first.pk).update(status=ImageStatus.DONE)
         chunks = pipeline.dispatch_queued_images(case.pk)
-        self.assertEqual(sorted(sum(chunks, [])), sorted(case.images.exclude(pk=first.pk).values_list("pk", flat=True)))
+        self.assertEqual(sorted(image_id for chunk in chunks for image_id in chunk), sorted(case.images.exclude(pk=first.pk).values_list("pk", flat=True)))
 
     def test_a_finished_case_with_new_images_starts_again(self) -> None:
         case = make_case(self.lab, files=[b"x"], status=CaseStatus.AWAITING_REVIEW)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from diagnostics.services.models import RegistryError, activate_model_version, find_model_version
+from diagnostics.services.models import (
+    RegistryError,
+    activate_model_version,
+    find_model_version,
+)
 
 
 class Command(BaseCommand):

@@ -28,7 +28,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from diagnostics.models import Lab, Membership, ModelTask, Role
-from diagnostics.services.models import RegistryError, active_model_version, register_checkpoint
+from diagnostics.services.models import (
+    RegistryError,
+    active_model_version,
+    register_checkpoint,
+)
 
 DEMO_LAB_SLUG = "demo"
 DEMO_LAB_NAME = "Demo Haematology Lab"
