@@ -11,8 +11,11 @@ Protection, for every view here:
 
 from __future__ import annotations
 
+import mimetypes
 import uuid
+from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -213,19 +216,23 @@ def review_image(request: HttpRequest, pk: int, image_pk: int) -> HttpResponse:
                 note = f"Image #{image.position}: relabelled {outcome.review.label}."
     else:
         error = "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())
-    if _is_htmx(request):
-        case.refresh_from_db()
-        items = review_service.review_items(case)
-        context = _review_context(request, case, items)
-        context["item"] = next(i for i in items if i.image.pk == image.pk)
-        context["card_error"] = error
-        context["card_note"] = None if error else note
-        return render(request, "review/_review_response.html", context, status=200 if not error else 422)
-    if error:
-        messages.error(request, error)
-    else:
+    if not error and not _is_htmx(request):
         messages.success(request, note)
-    return redirect(f"{reverse('case_review', args=[case.pk])}#image-{image.pk}")
+        return redirect(f"{reverse('case_review', args=[case.pk])}#image-{image.pk}")
+    case.refresh_from_db()
+    items = review_service.review_items(case)
+    context = _review_context(request, case, items)
+    item = next(i for i in items if i.image.pk == image.pk)
+    if error:
+        # Nothing typed is lost: the card comes back with the label and comment as sent.
+        item.draft_label = data.get("label") or ""
+        item.draft_comment = data.get("comment") or ""
+    context.update(item=item, card_error=error, card_note=None if error else note, card_image_id=image.pk)
+    if _is_htmx(request):
+        # 200 even for a refused review: htmx swaps only 2xx answers, and the card shows the reason.
+        return render(request, "review/_review_response.html", context)
+    messages.error(request, error)
+    return render(request, "review/case_review.html", context, status=400)
 
 
 @login_required
@@ -511,15 +518,13 @@ def instant_file(request: HttpRequest, pk: uuid.UUID, kind: str) -> HttpResponse
 def serve_protected(fieldfile) -> HttpResponse:
     """Send a stored file after the caller has checked access: nginx sends it
     (X-Accel-Redirect) in production, Django streams it otherwise."""
-    from django.conf import settings
-
+    content_type = mimetypes.guess_type(fieldfile.name)[0] or "application/octet-stream"
     if settings.MEDIA_SERVE_MODE == "nginx":
-        response = HttpResponse()
-        response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_PREFIX.rstrip("/") + "/" + fieldfile.name
-        response["Content-Type"] = ""
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_PREFIX.rstrip("/") + "/" + quote(fieldfile.name)
     else:
         try:
-            response = FileResponse(fieldfile.open("rb"))
+            response = FileResponse(fieldfile.open("rb"), content_type=content_type)
         except FileNotFoundError:
             raise Http404("File missing") from None
     response["Cache-Control"] = "private, max-age=3600"

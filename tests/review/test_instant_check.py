@@ -111,3 +111,16 @@ class InstantCheckTests(BaseTestCase):
         response = self.client.post(reverse("instant_check"), {"image": upload(), "lab": self.lab.pk})
         self.assertTrue(response["Location"].startswith(reverse("account_login")))
         self.assertFalse(InstantCheck.objects.exists())
+
+
+class InstantFileServingTests(BaseTestCase):
+    def test_nginx_mode_answers_with_x_accel_redirect_after_the_access_check(self):
+        self.client.force_login(self.technician)
+        self.client.post(reverse("instant_check"), {"image": upload(), "lab": self.lab.pk})
+        check = InstantCheck.objects.get()
+        with override_settings(MEDIA_SERVE_MODE="nginx", MEDIA_ACCEL_PREFIX="/_protected/"):
+            response = self.client.get(reverse("instant_file", args=[check.pk, "original"]))
+            self.assertEqual(response["X-Accel-Redirect"], "/_protected/" + check.file.name)
+            self.assertEqual(response["Content-Type"], "image/png")
+            self.client.force_login(self.outsider)
+            self.assertEqual(self.client.get(reverse("instant_file", args=[check.pk, "original"])).status_code, 404)

@@ -62,9 +62,25 @@ class ReviewSubmitTests(BaseTestCase):
         self.assertContains(response, 'id="review-progress" hx-swap-oob="true"')
         self.assertContains(response, "Pre confirmed")
 
-    def test_label_outside_the_models_classes_is_refused(self):
-        response = self.post(self.pathologist, label="Lymphoma")
-        self.assertEqual(response.status_code, 302)
+    def test_label_outside_the_models_classes_is_refused_and_the_comment_kept(self):
+        response = self.post(self.pathologist, label="Lymphoma", comment="my careful note")
+        self.assertEqual(response.status_code, 400)
+        self.assertContains(response, "Select a valid choice", status_code=400)
+        self.assertContains(response, ">my careful note</textarea>", status_code=400)
+        self.assertFalse(Review.objects.exists())
+
+    def test_htmx_refusal_returns_the_card_with_the_reason_and_the_draft(self):
+        self.case.status = CaseStatus.PROCESSING
+        self.case.save()
+        self.client.force_login(self.pathologist)
+        response = self.client.post(
+            self.url,
+            {"label": "Early", "comment": "keep me", "submission_token": str(uuid.uuid4())},
+            HTTP_HX_REQUEST="true",
+        )
+        self.assertEqual(response.status_code, 200)  # htmx swaps only 2xx answers
+        self.assertContains(response, 'class="card-error"')
+        self.assertContains(response, "not ready for review")
         self.assertFalse(Review.objects.exists())
 
     def test_missing_token_is_refused_and_nothing_recorded(self):

@@ -90,9 +90,12 @@ class BootstrapDemoTrainingTests(BaseTestCase):
 
         model_dir = Path(settings.MEDIA_ROOT) / "trained"
         with override_settings(MARROWFIND_MODEL_DIR=model_dir):
-            output = bootstrap("--epochs", "1")
+            output = bootstrap("--quick")
         self.assertIn("training the demo model", output)
         image = ModelVersion.objects.get(task="image", is_active=True)
         self.assertTrue(image.is_demo)
         self.assertTrue((model_dir / "demo-image-model.pt").is_file())
         self.assertIn("accuracy", image.metrics)
+        cell = ModelVersion.objects.get(task="cell", is_active=True)
+        self.assertTrue(cell.is_demo)
+        self.assertEqual(cell.class_names, ["not_blast", "blast"])

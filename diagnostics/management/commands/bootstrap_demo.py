@@ -65,6 +65,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--skip-model", action="store_true", help="do not train/register the demo model")
         parser.add_argument("--epochs", type=int, default=None, help="demo model training epochs (default: ml.demo's)")
+        parser.add_argument(
+            "--quick",
+            action="store_true",
+            help="train tiny demo models (a few images, 1 epoch): for smoke tests, useless for anything else",
+        )
 
     def handle(self, *args, **options) -> None:
         lab, lab_created = Lab.objects.get_or_create(slug=DEMO_LAB_SLUG, defaults={"name": DEMO_LAB_NAME})
@@ -75,8 +80,12 @@ class Command(BaseCommand):
             self.stdout.write("  " + self._ensure_user(lab, spec))
         if options["skip_model"]:
             return
-        self._ensure_model(ModelTask.IMAGE, "train_demo_model", "demo-image-model.pt", options["epochs"])
-        self._ensure_model(ModelTask.CELL, "train_demo_cell_model", "demo-cell-model.pt", options["epochs"])
+        image_kwargs: dict = {"n_per_class": 8, "img_size": 64, "epochs": 1} if options["quick"] else {}
+        cell_kwargs: dict = {"n_smears": 12, "epochs": 1} if options["quick"] else {}
+        if options["epochs"]:
+            image_kwargs["epochs"] = cell_kwargs["epochs"] = options["epochs"]
+        self._ensure_model(ModelTask.IMAGE, "train_demo_model", "demo-image-model.pt", image_kwargs)
+        self._ensure_model(ModelTask.CELL, "train_demo_cell_model", "demo-cell-model.pt", cell_kwargs)
 
     @transaction.atomic
     def _ensure_user(self, lab: Lab, spec: DemoUser) -> str:
@@ -101,7 +110,7 @@ class Command(BaseCommand):
         state = "created" if created else "exists"
         return f"{spec.role:<12} {user.email:<36} {password_note} ({state})"
 
-    def _ensure_model(self, task: str, trainer_name: str, filename: str, epochs: int | None) -> None:
+    def _ensure_model(self, task: str, trainer_name: str, filename: str, train_kwargs: dict) -> None:
         active = active_model_version(task)
         if active is not None:
             demo = " [demo]" if active.is_demo else ""
@@ -118,8 +127,7 @@ class Command(BaseCommand):
         path = model_dir / filename
         if not path.is_file():
             self.stdout.write(f"{task} model: none registered; training the demo model (synthetic smears, CPU) ...")
-            kwargs = {"epochs": epochs} if epochs else {}
-            path = Path(trainer(path, **kwargs))
+            path = Path(trainer(path, **train_kwargs))
         try:
             version, _ = register_checkpoint(path, name=f"demo {task} model", activate=True, is_demo=True)
         except RegistryError as exc:
