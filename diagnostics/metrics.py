@@ -30,9 +30,21 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidde
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
-from diagnostics.models import Analysis, Case, CaseStatus, ImageStatus, SlideImage, TaskRun
+from diagnostics.models import (
+    Analysis,
+    Case,
+    CaseStatus,
+    ImageStatus,
+    SlideImage,
+    TaskRun,
+)
 from diagnostics.services import monitoring
 
 PREFIX = "marrowfind"

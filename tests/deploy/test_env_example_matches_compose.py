@@ -47,5 +47,7 @@ def test_compose_refuses_to_start_without_each_secret(secret):
 
 
 def test_the_real_env_file_is_never_committed():
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
     done = subprocess.run(["git", "check-ignore", "-q", "docker/.env"], cwd=REPO, check=False)
     assert done.returncode == 0, "docker/.env (the secrets) is not ignored by git"

@@ -20,9 +20,19 @@ from django.db import connection
 
 from diagnostics.models import Analysis, TaskRun
 from tests.base import BaseTransactionTestCase
-from tests.faults.helpers import assert_exactly_once, smear_bytes, upload_case, wait_until
+from tests.faults.helpers import (
+    assert_exactly_once,
+    smear_bytes,
+    upload_case,
+    wait_until,
+)
 from tests.modelfixtures import register_test_model
-from tests.workerproc import purge_broker, require_services, run_worker, wait_for_case_status
+from tests.workerproc import (
+    purge_broker,
+    require_services,
+    run_worker,
+    wait_for_case_status,
+)
 
 N_IMAGES = 4
 

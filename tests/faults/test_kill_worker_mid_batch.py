@@ -19,7 +19,14 @@ from django.db.models import Q
 from diagnostics.models import ImageStatus, SlideImage
 from diagnostics.services.cases import STAGE_CLASSIFY, STAGE_SEGMENT
 from tests.base import BaseTransactionTestCase
-from tests.faults.helpers import assert_exactly_once, image_states, run_worker_app, smear_bytes, upload_case, wait_until
+from tests.faults.helpers import (
+    assert_exactly_once,
+    image_states,
+    run_worker_app,
+    smear_bytes,
+    upload_case,
+    wait_until,
+)
 from tests.modelfixtures import register_test_model
 from tests.workerproc import purge_broker, require_services, wait_for_case_status
 

@@ -9,9 +9,19 @@ import pytest
 from diagnostics.models import ImageStatus, TaskRun
 from ml.errors import ImageLoadError
 from tests.base import BaseTransactionTestCase
-from tests.faults.helpers import assert_exactly_once, failed_images, smear_bytes, upload_case
+from tests.faults.helpers import (
+    assert_exactly_once,
+    failed_images,
+    smear_bytes,
+    upload_case,
+)
 from tests.modelfixtures import register_test_model
-from tests.workerproc import purge_broker, require_services, run_worker, wait_for_case_status
+from tests.workerproc import (
+    purge_broker,
+    require_services,
+    run_worker,
+    wait_for_case_status,
+)
 
 N_IMAGES = 5
 POISON_POSITION = 3

@@ -27,7 +27,15 @@ from django.test import override_settings
 from diagnostics.models import ImageStatus
 from diagnostics.services.monitoring import queue_depths
 from tests.base import BaseTransactionTestCase
-from tests.faults.helpers import PrivateRedis, assert_exactly_once, image_states, smear_bytes, upload_case, use_broker, wait_until
+from tests.faults.helpers import (
+    PrivateRedis,
+    assert_exactly_once,
+    image_states,
+    smear_bytes,
+    upload_case,
+    use_broker,
+    wait_until,
+)
 from tests.modelfixtures import register_test_model
 from tests.workerproc import require_services, run_worker
 

@@ -18,9 +18,19 @@ from PIL import Image
 
 from diagnostics.models import ImageStatus
 from tests.base import BaseTransactionTestCase
-from tests.faults.helpers import assert_exactly_once, failed_images, smear_bytes, upload_case
+from tests.faults.helpers import (
+    assert_exactly_once,
+    failed_images,
+    smear_bytes,
+    upload_case,
+)
 from tests.modelfixtures import register_test_model
-from tests.workerproc import purge_broker, require_services, run_worker, wait_for_case_status
+from tests.workerproc import (
+    purge_broker,
+    require_services,
+    run_worker,
+    wait_for_case_status,
+)
 
 SOFT_LIMIT_S = 3
 N_NORMAL = 3

@@ -8,8 +8,20 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from diagnostics import audit
-from diagnostics.models import Analysis, AuditEvent, ImageStatus, ModelVersion, SlideImage, TaskRun
-from tests.factories import BatchFactory, CaseFactory, ModelVersionFactory, SlideImageFactory
+from diagnostics.models import (
+    Analysis,
+    AuditEvent,
+    ImageStatus,
+    ModelVersion,
+    SlideImage,
+    TaskRun,
+)
+from tests.factories import (
+    BatchFactory,
+    CaseFactory,
+    ModelVersionFactory,
+    SlideImageFactory,
+)
 
 
 def make_site_admin(username: str = "siteadmin"):

@@ -16,7 +16,12 @@ from tests.base import BaseTransactionTestCase
 from tests.faults.helpers import smear_bytes, upload_case
 from tests.modelfixtures import register_test_model
 from tests.monitoring.helpers import make_site_admin
-from tests.workerproc import purge_broker, require_services, run_worker, wait_for_case_status
+from tests.workerproc import (
+    purge_broker,
+    require_services,
+    run_worker,
+    wait_for_case_status,
+)
 
 N_IMAGES = 4
 TOKEN = "dashboard-e2e-token-0123456789"

@@ -7,9 +7,18 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.urls import reverse
 
-from diagnostics.services.monitoring import failure_counts, recent_image_failures, recent_task_failures
+from diagnostics.services.monitoring import (
+    failure_counts,
+    recent_image_failures,
+    recent_task_failures,
+)
 from tests.base import BaseTestCase
-from tests.monitoring.helpers import fail_image, make_images, make_site_admin, make_task_run
+from tests.monitoring.helpers import (
+    fail_image,
+    make_images,
+    make_site_admin,
+    make_task_run,
+)
 
 
 class FailureTests(BaseTestCase):

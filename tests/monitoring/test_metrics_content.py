@@ -13,9 +13,18 @@ from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
 from diagnostics.models import ImageStatus
-from diagnostics.services.monitoring import HISTOGRAM_BUCKETS, stage_histograms, task_histograms
+from diagnostics.services.monitoring import (
+    HISTOGRAM_BUCKETS,
+    stage_histograms,
+    task_histograms,
+)
 from tests.base import BaseTestCase
-from tests.monitoring.helpers import fail_image, make_analysis, make_images, make_task_run
+from tests.monitoring.helpers import (
+    fail_image,
+    make_analysis,
+    make_images,
+    make_task_run,
+)
 
 TOKEN = "metrics-content-token-0123456789"
 STAGE_SECONDS = [0.004, 0.02, 0.3, 0.3, 1.5, 7.0, 400.0]

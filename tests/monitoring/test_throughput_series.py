@@ -3,14 +3,18 @@ analysis counted in the minute it was written, divided by the bucket's minutes."
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from diagnostics.services.monitoring import WINDOWS, throughput_series, window_bounds
 from tests.base import BaseTestCase
-from tests.monitoring.helpers import fail_image, make_analysis, make_images, make_task_run
+from tests.monitoring.helpers import (
+    fail_image,
+    make_analysis,
+    make_images,
+    make_task_run,
+)
 
-NOW = datetime(2026, 3, 2, 10, 30, 20, tzinfo=dt_timezone.utc)
+NOW = datetime(2026, 3, 2, 10, 30, 20, tzinfo=UTC)
 
 
 class WindowBoundsTests(BaseTestCase):
