@@ -199,7 +199,7 @@ def cleanup(env: BenchEnv, keep: bool) -> None:
     if env.database_name and env.server_url and not keep:
         try:
             _drop_database(env.server_url, env.database_name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (report it; the figures are already printed)
             log(f"could not drop {env.database_name}: {exc}")
     if env.redis is not None and env.redis.poll() is None:
         env.redis.send_signal(signal.SIGTERM)
@@ -500,7 +500,7 @@ def time_report(case, user) -> float | None:
     started = time.perf_counter()
     try:
         create_draft_report(case, user)
-    except Exception as exc:  # the report area may not be finished; the pipeline figures stand alone
+    except Exception as exc:  # noqa: BLE001  (the report area may not be finished; the pipeline figures stand alone)
         log(f"report: draft rendering failed ({exc.__class__.__name__}: {exc})")
         return None
     return round(time.perf_counter() - started, 3)
@@ -565,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         call_command("migrate", verbosity=0)
         for note in env.notes:
             log(note)
-        version, model_note = register_model(args)
+        _version, model_note = register_model(args)
         log(f"model: {model_note}; batch size {args.batch_size}; device {args.device}")
         images, source = load_images(args.images)
         log(f"images: {args.images} ({source})")

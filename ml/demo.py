@@ -27,7 +27,7 @@ def train_demo_model(
     arch: str = "resnet18",
     img_size: int = 96,
     n_per_class: int = 40,
-    epochs: int = 3,
+    epochs: int = 10,
     progress: bool = True,
     weights: str | None = None,
     batch_size: int = 8,
@@ -49,7 +49,7 @@ def train_demo_model(
         config = TrainConfig(
             data=data, out=out_path, layout="imagefolder", task="image", arch=arch, split="random",
             val_fraction=0.2, test_fraction=0.0, img_size=img_size, epochs=epochs, batch_size=batch_size,
-            crop_scale=(0.85, 1.0),
+            crop_scale=(0.85, 1.0), save_state=False,
             lr=2e-3, balance="none", weights=weights, binary_head=True, seed=seed,
             patience=max(epochs, 1), progress=progress, demo=True, class_names=list(SUBTYPES),
             data_label=f"synthetic smears (ml.synthetic.write_imagefolder, {n_per_class} per class, seed {seed})",
@@ -129,6 +129,7 @@ def train_demo_cell_model(
     config = TrainConfig(
         out=out_path, task="cell", arch=arch, img_size=img_size, epochs=epochs, batch_size=16, lr=2e-3,
         balance="weights", weights=weights, seed=seed, patience=max(epochs, 1), progress=progress, demo=True,
+        save_state=False,
     )
     mean, std = imagenet_normalization(arch)
     model = build_model(arch, CELL_CLASSES, binary_map=None, weights=weights)

@@ -86,6 +86,7 @@ class TrainConfig:
     time_budget_s: float | None = None
     backbone_lr_scale: float = 0.1
     crop_scale: tuple[float, float] = (0.7, 1.0)  # RandomResizedCrop area range: mild, cell size is a cue
+    save_state: bool = True  # write <out>.state.pt after every epoch (for --resume after a crash)
     data_label: str | None = None  # replaces the data root in the card (e.g. a temporary synthetic set)
     stain_jitter: bool = True
 
@@ -512,7 +513,8 @@ def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
     out.parent.mkdir(parents=True, exist_ok=True)
     outcome = fit(model, train_ds, val_ds, run_config, class_names=class_names, binary_map=binary_map,
                   pretrained=weights is not None, resume_state=resume_state,
-                  state_path=state_path_for(out), extra_state={"split": split.to_dict()})
+                  state_path=state_path_for(out) if config.save_state else None,
+                  extra_state={"split": split.to_dict()})
     data_summary = index.summary()
     if config.data_label:
         data_summary["root"] = config.data_label
@@ -707,7 +709,8 @@ def train_cell_model(config: TrainConfig, *, pbc_dir: Path | None = None,
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     outcome = fit(model, train_ds, val_ds, config, class_names=CELL_CLASSES, binary_map=None,
-                  pretrained=weights is not None, state_path=state_path_for(out))
+                  pretrained=weights is not None,
+                  state_path=state_path_for(out) if config.save_state else None)
     cnmc = Path(cnmc_dir) if cnmc_dir else Path(config.data).parent / "cnmc_subset"
     if cnmc.is_dir() and config.layout != "cnmc":
         outcome["val"]["cnmc_check"] = check_on_cnmc(model, cnmc, img_size, config)

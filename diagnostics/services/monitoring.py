@@ -656,7 +656,7 @@ def queue_depths(
             state.queues.append(QueueDepth(name=name, waiting=int(waiting or 0),
                                            unacked=None if unacked is None else unacked.get(name, 0)))
         state.ok = True
-    except Exception as exc:  # the broker is down or unreachable: say so, do not fail the page
+    except Exception as exc:  # noqa: BLE001  (the broker is down or unreachable: say so, do not fail the page)
         state.error = f"{exc.__class__.__name__}: {exc}"[:300]
         state.queues = [QueueDepth(name=name, waiting=None, error="broker unreachable") for name in queues]
     finally:
@@ -724,7 +724,7 @@ def live_workers(timeout: float = INSPECT_TIMEOUT_S, *, url: str | None = None) 
     except NotImplementedError as exc:
         state.reason = f"this broker has no remote control ({exc})"
         return state
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (no answer is an answer: the page says why)
         state.reason = f"could not ask the workers: {exc.__class__.__name__}: {exc}"[:300]
         state.seconds = round(time.perf_counter() - started, 3)
         return state

@@ -123,18 +123,17 @@ def run_worker_app(
     """Like ``tests.workerproc.run_worker``, with ``-A app_module`` (a test-only
     app module can adjust broker options the settings do not expose)."""
     name = f"fault-{uuid.uuid4().hex[:8]}@%h"
-    log_file = tempfile.NamedTemporaryFile(prefix="mf-fault-worker-", suffix=".log", delete=False)
-    log_path = Path(log_file.name)
     command = [
         sys.executable, "-m", "celery", "-A", app_module, "worker",
         "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency), "-n", name,
         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
     ]
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=worker_environment(env), stdout=log_file, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True,
-    )
-    log_file.close()
+    with tempfile.NamedTemporaryFile(prefix="mf-fault-worker-", suffix=".log", delete=False) as log_file:
+        log_path = Path(log_file.name)
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=worker_environment(env), stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
     worker = WorkerProcess(process=process, log_path=log_path, name=name)
     failed = False
     try:
