@@ -39,7 +39,7 @@ def reports_for(user) -> QuerySet[Report]:
 def get_case_or_404(user, pk) -> Case:
     try:
         return cases_for(user).select_related("lab").get(pk=pk)
-    except (Case.DoesNotExist, ValueError, TypeError):
+    except (Case.DoesNotExist, ValueError, TypeError, OverflowError):
         raise Http404("No such case") from None
 
 

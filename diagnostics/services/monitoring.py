@@ -554,6 +554,43 @@ def recent_workers(minutes: int = 15, *, now: datetime | None = None) -> list[di
     return [{**row, "queues": sorted(queues[row["worker"]])} for row in rows]
 
 
+def claims_by_worker(*, now: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """Images held right now by each worker, from the database claims
+    (``SlideImage.claimed_by`` is "<task id>@<worker name>").
+
+    This is what a worker runs even when it cannot answer remote control (a
+    solo-pool worker only answers between tasks), and claims held by a worker
+    that no longer answers are the ones the sweeper will give back.
+    """
+    from diagnostics.services.cases import STAGE_CLASSIFY, STAGE_SEGMENT
+
+    now = now or timezone.now()
+    held: dict[str, dict[str, Any]] = {}
+    rows = (
+        SlideImage.objects.filter(status=ImageStatus.PROCESSING, stage__in=[STAGE_CLASSIFY, STAGE_SEGMENT])
+        .exclude(claimed_by="")
+        .values_list("claimed_by", "stage", "claimed_at")
+    )
+    for claimed_by, stage, claimed_at in rows:
+        task_id, _, worker = claimed_by.partition("@")
+        entry = held.setdefault(worker or "?", {"images": 0, "stages": defaultdict(int), "tasks": set(), "oldest_s": 0.0})
+        entry["images"] += 1
+        entry["stages"][stage] += 1
+        entry["tasks"].add(task_id)
+        if claimed_at is not None:
+            entry["oldest_s"] = max(entry["oldest_s"], (now - claimed_at).total_seconds())
+    return {
+        worker: {
+            "images": entry["images"],
+            "stages": dict(entry["stages"]),
+            "tasks": len(entry["tasks"]),
+            "oldest_s": round(entry["oldest_s"], 1),
+            "stale": entry["oldest_s"] > settings.STUCK_IMAGE_AFTER_S,
+        }
+        for worker, entry in sorted(held.items())
+    }
+
+
 # --------------------------------------------------------------------------- the broker
 
 
@@ -679,6 +716,7 @@ class WorkerInfo:
     processed: int | None = None  # tasks this worker process ran since it started
     pid: int | None = None
     maxrss_mb: float | None = None  # peak resident memory of the worker's main process
+    claims: dict[str, Any] | None = None  # images it holds now, from the database (claims_by_worker)
 
 
 @dataclass
@@ -687,6 +725,11 @@ class WorkersState:
     workers: list[WorkerInfo] = field(default_factory=list)
     reason: str = ""
     seconds: float = 0.0
+
+    @property
+    def any_solo(self) -> bool:
+        """A solo-pool worker answers remote control only between tasks."""
+        return any(worker.pool == "solo" for worker in self.workers)
 
 
 def _short_args(request: dict[str, Any]) -> str:
@@ -785,6 +828,11 @@ def dashboard(window: str = DEFAULT_WINDOW, *, now: datetime | None = None, use_
     now = now or timezone.now()
     snapshot = broker_snapshot(use_cache=use_cache)
     workers: WorkersState = snapshot["workers"]
+    claims = claims_by_worker(now=now)
+    live_names = set()
+    for worker in workers.workers:
+        worker.claims = claims.get(worker.name)
+        live_names.add(worker.name)
     return {
         "window": window,
         "windows": list(WINDOWS),
@@ -802,6 +850,8 @@ def dashboard(window: str = DEFAULT_WINDOW, *, now: datetime | None = None, use_
         "broker": snapshot["broker"],
         "workers": workers,
         "recent_workers": recent_workers(now=now) if not workers.workers else [],
+        # Images claimed by workers that did not answer: busy solo workers, or dead ones (see "stale").
+        "unanswered_claims": {name: held for name, held in claims.items() if name not in live_names},
     }
 
 

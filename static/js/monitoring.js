@@ -9,9 +9,11 @@
   "use strict";
   var charts = {};
   var SERIES = [
-    { key: "analysed", label: "analysed (classification + CAM)", color: "#6a3d9a" },
-    { key: "segmented", label: "segmented", color: "#1f7a4d", dash: [6, 4] },
-    { key: "failed", label: "failed", color: "#b3261e" }
+    // "order": lower is drawn later (on top); segmented usually equals analysed, so it is
+    // dashed and drawn over it, and both stay visible.
+    { key: "analysed", label: "analysed (classification + CAM)", color: "#6a3d9a", order: 2 },
+    { key: "segmented", label: "segmented", color: "#1f7a4d", dash: [6, 4], order: 1 },
+    { key: "failed", label: "failed", color: "#b3261e", order: 0 }
   ];
 
   function readData() {
@@ -33,7 +35,7 @@
           return {
             label: s.label, data: data.throughput.series[s.key] || [], borderColor: s.color,
             backgroundColor: s.color + "22", fill: s.key === "analysed", tension: 0.25,
-            pointRadius: 0, borderWidth: 2, borderDash: s.dash || []
+            pointRadius: 0, borderWidth: 2, borderDash: s.dash || [], order: s.order
           };
         })
       },
@@ -43,7 +45,7 @@
           y: { beginAtZero: true, title: { display: true, text: "images / minute" } },
           x: { ticks: { maxTicksLimit: 12, autoSkip: true } }
         },
-        plugins: { legend: { position: "bottom" } }
+        plugins: { legend: { position: "bottom", reverse: true } }
       }
     };
   }
