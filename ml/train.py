@@ -25,7 +25,7 @@ import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -227,6 +227,7 @@ def fit(
     resume_state: dict | None = None,
     state_path: Path | None = None,
     extra_state: dict | None = None,
+    on_epoch_end: Callable[[dict], None] | None = None,
 ) -> dict:
     """Train ``model`` in place; returns {best_state, history, best_epoch, stopped_early, val}.
 
@@ -283,10 +284,11 @@ def fit(
     start_epoch, step, bad_epochs = 0, 0, 0
     if resume_state is not None:
         model.load_state_dict(resume_state["model"])
-        optimizer.load_state_dict(resume_state["optimizer"])
+        if "optimizer" in resume_state:  # a state file; a finished checkpoint starts a new optimiser
+            optimizer.load_state_dict(resume_state["optimizer"])
         history = list(resume_state["history"])
         start_epoch = int(resume_state["epoch"])
-        step = int(resume_state["step"])
+        step = int(resume_state.get("step", start_epoch * steps_per_epoch))
         bad_epochs = int(resume_state["bad_epochs"])
         best = {"kappa": float(resume_state["best_kappa"]), "val_loss": float(resume_state["best_val_loss"]),
                 "epoch": int(resume_state["best_epoch"]), "state": resume_state["best_state"]}
@@ -357,6 +359,8 @@ def fit(
                 "best_kappa": best["kappa"], "best_val_loss": best["val_loss"],
                 "best_epoch": best["epoch"], "best_state": best["state"], **(extra_state or {}),
             }, state_path)
+        if on_epoch_end is not None:
+            on_epoch_end(record)
         if bad_epochs >= config.patience:
             say(f"early stop: no kappa gain for {config.patience} epochs (best epoch {best['epoch']})")
             stopped_early = True
@@ -439,11 +443,12 @@ def _weights_arg(weights: str | Path | None) -> str | Path | None:
 
 
 def _load_resume(config: TrainConfig) -> tuple[dict | None, dict | None]:
-    """(resumable state or None, stored split dict or None) for ``config.resume``.
+    """(resume state or None, stored split dict or None) for ``config.resume``.
 
     Prefers the ``.state.pt`` file written after every epoch (optimiser, history, best weights
     and the split: an interrupted run has no final checkpoint yet). Without it, a finished
-    checkpoint is continued from its weights with a fresh optimiser and its stored split.
+    checkpoint is continued from its weights, history and split with a fresh optimiser;
+    ``epochs`` is the total, so ``--resume m.pt --epochs 20`` after 10 epochs trains 10 more.
     """
     if config.resume is None:
         return None, None
@@ -460,11 +465,27 @@ def _load_resume(config: TrainConfig) -> tuple[dict | None, dict | None]:
     from ml.checkpoint import load_checkpoint
 
     model, card = load_checkpoint(resume)
-    return {"weights_only": model.state_dict()}, card.training.get("split")
+    if card.arch != config.arch:
+        raise CheckpointError(f"cannot resume a {card.arch} checkpoint as --arch {config.arch}")
+    history = list(card.training.get("history", []))
+    best = max(history, key=lambda h: h["val_kappa"]) if history else None
+    weights = {k: v for k, v in model.state_dict().items()}
+    state = {
+        "from_checkpoint": True, "model": weights, "history": history, "epoch": len(history),
+        "best_state": weights, "best_kappa": best["val_kappa"] if best else -math.inf,
+        "best_val_loss": best["val_loss"] if best else math.inf,
+        "best_epoch": int(card.training.get("best_epoch", len(history))), "bad_epochs": 0,
+    }
+    return state, card.training.get("split")
 
 
-def train(config: TrainConfig) -> TrainResult:
-    """Train an image-level classifier from ``config.data`` and write ``config.out``."""
+def train(config: TrainConfig, *, on_epoch_end: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train an image-level classifier from ``config.data`` and write ``config.out``.
+
+    ``on_epoch_end`` receives each epoch's history record (losses, validation metrics), e.g. to
+    report progress from a worker; an exception it raises stops the run like an interruption,
+    leaving the ``.state.pt`` file for ``resume``.
+    """
     if config.task == "cell":
         return train_cell_model(config)
     if config.balance not in BALANCES:
@@ -481,11 +502,12 @@ def train(config: TrainConfig) -> TrainResult:
                               test_fraction=config.test_fraction, seed=config.seed)
     if not split.val:
         raise DatasetError("the split left no validation images; use more data or a larger --val-fraction")
-    return _train_on_split(config, index, split, resume_state)
+    return _train_on_split(config, index, split, resume_state, on_epoch_end=on_epoch_end)
 
 
 def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
-                    resume_state: dict | None = None) -> TrainResult:
+                    resume_state: dict | None = None, *,
+                    on_epoch_end: Callable[[dict], None] | None = None) -> TrainResult:
     from ml.models import build_model, imagenet_normalization, input_size_for
 
     class_names = list(index.class_names)
@@ -494,9 +516,6 @@ def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
     mean, std = imagenet_normalization(config.arch)
     weights = _weights_arg(config.weights)
     model = build_model(config.arch, class_names, binary_map=binary_map, weights=weights)
-    if resume_state is not None and "weights_only" in resume_state:
-        model.load_state_dict(resume_state["weights_only"])
-        resume_state = None
 
     train_ds = samples_to_dataset(split.train, class_names,
                                   train_transform(img_size, mean, std, stain_jitter=config.stain_jitter,
@@ -514,7 +533,7 @@ def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
     outcome = fit(model, train_ds, val_ds, run_config, class_names=class_names, binary_map=binary_map,
                   pretrained=weights is not None, resume_state=resume_state,
                   state_path=state_path_for(out) if config.save_state else None,
-                  extra_state={"split": split.to_dict()})
+                  extra_state={"split": split.to_dict()}, on_epoch_end=on_epoch_end)
     data_summary = index.summary()
     if config.data_label:
         data_summary["root"] = config.data_label
