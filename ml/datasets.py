@@ -299,7 +299,7 @@ def _n_for(fraction: float, n: int) -> int:
     """How many of n go to a held-out part: at least one when n allows (tiny smoke sets)."""
     if fraction <= 0:
         return 0
-    return max(1, int(round(fraction * n))) if n >= 3 else 0
+    return max(1, round(fraction * n)) if n >= 3 else 0
 
 
 def split_contiguous(

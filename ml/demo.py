@@ -113,8 +113,8 @@ def train_demo_cell_model(
     Crops come from ``ml.segment`` on synthetic smears (the same crops inference makes), with
     labels from the smears' ground truth; 20 % of the smears (not crops) are held out.
     """
-    from ml.datasets import LabelledImages
     from ml.augment import eval_transform, train_transform
+    from ml.datasets import LabelledImages
     from ml.errors import DatasetError
     from ml.models import build_model, imagenet_normalization
     from ml.train import TrainConfig, _save, fit

@@ -67,7 +67,7 @@ def compute_metrics(y_true: Sequence[int], probs: np.ndarray, class_names: Seque
         y_true, y_pred, labels=labels, zero_division=0)
     kappa = cohen_kappa_score(y_true, y_pred, labels=labels) if len(set(y_true) | set(y_pred)) > 1 else 0.0
     metrics: dict = {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "f1_weighted": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
         "f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
@@ -178,7 +178,7 @@ def evaluate_checkpoint(
     model_path, data = Path(model_path), Path(data)
     model, card = load_checkpoint(model_path)
     layout = layout or (card.training or {}).get("layout", "imagefolder")
-    index, samples, train_samples = _select_samples(card, data, layout, split, limit_per_class)
+    _index, samples, train_samples = _select_samples(card, data, layout, split, limit_per_class)
     class_names = list(card.class_names)
     y = _label_indices(samples, class_names, card.task)
     images = [load_rgb(s.path) for s in tqdm(samples, desc="load", leave=False, disable=not progress)]
@@ -245,8 +245,8 @@ def _shortcut_section(samples, images, y, train_samples, class_names, task, seed
             continue
         fold = shortcut_audit([images[i] for i in train_idx], y_arr[train_idx],
                               [images[i] for i in test_idx], y_arr[test_idx])
-        for key in accs:
-            accs[key].append(fold[key] * len(test_idx))
+        for key, values in accs.items():
+            values.append(fold[key] * len(test_idx))
     n = len(y_arr)
     out = {key: (float(sum(vals) / n) if vals else None) for key, vals in accs.items()}
     out["chance_accuracy"] = float(np.bincount(y_arr).max() / n)
@@ -330,8 +330,8 @@ def _spread(y: np.ndarray, n_classes: int, n: int) -> list[int]:
 def format_report(report: dict) -> str:
     """A short human-readable summary: the model next to its blind baselines."""
     lines = [
-        f"{report['model']['arch']} ({'DEMO, ' if report['model']['demo'] else ''}{report['model']['task']}) "
-        f"on {report['data']} [{report['split']}, n={report['n']}]",
+        (f"{report['model']['arch']} ({'DEMO, ' if report['model']['demo'] else ''}{report['model']['task']}) "
+        f"on {report['data']} [{report['split']}, n={report['n']}]"),
         f"  accuracy        {report['accuracy']:.4f}",
         f"  f1 weighted     {report['f1_weighted']:.4f}   macro {report['f1_macro']:.4f}",
         f"  kappa           {report['kappa']:.4f}",

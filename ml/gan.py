@@ -171,8 +171,8 @@ def train_gan_on_items(
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
-            d_sum += float(d_loss)
-            g_sum += float(g_loss)
+            d_sum += float(d_loss.detach())
+            g_sum += float(g_loss.detach())
             batches += 1
             step += 1
             bar.set_postfix(d=f"{d_sum / batches:.3f}", g=f"{g_sum / batches:.3f}")
@@ -249,7 +249,7 @@ def load_gan(path: str | Path) -> ConditionalGAN:
         raise CheckpointError(f"GAN file not found: {path}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
+    except Exception as exc:
         raise CheckpointError(f"{path} is not a readable GAN file: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != GAN_FORMAT:
         raise CheckpointError(f"{path} is not a Marrow-Find cGAN file")

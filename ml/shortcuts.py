@@ -48,7 +48,7 @@ def _colour_histogram(pixels: np.ndarray, bins: int = HIST_BINS) -> np.ndarray:
 def border_pixels(image: np.ndarray, fraction: float = BORDER_FRACTION) -> np.ndarray:
     """The pixels of a frame ``fraction`` of the shorter side wide around the image."""
     h, w = image.shape[:2]
-    band = max(1, int(round(min(h, w) * fraction)))
+    band = max(1, round(min(h, w) * fraction))
     mask = np.zeros((h, w), dtype=bool)
     mask[:band, :] = mask[-band:, :] = True
     mask[:, :band] = mask[:, -band:] = True
@@ -63,7 +63,7 @@ def border_colour_features(image: np.ndarray) -> np.ndarray:
 def corner_patch(image: np.ndarray, fraction: tuple[float, float] = CORNER_FRACTION) -> np.ndarray:
     """The bottom-right corner, where Taleqani images carry the scale bar."""
     h, w = image.shape[:2]
-    return image[h - max(1, int(round(h * fraction[0]))):, w - max(1, int(round(w * fraction[1]))):]
+    return image[h - max(1, round(h * fraction[0])):, w - max(1, round(w * fraction[1])):]
 
 
 def corner_patch_features(image: np.ndarray) -> np.ndarray:

@@ -86,6 +86,7 @@ class TrainConfig:
     time_budget_s: float | None = None
     backbone_lr_scale: float = 0.1
     crop_scale: tuple[float, float] = (0.7, 1.0)  # RandomResizedCrop area range: mild, cell size is a cue
+    pixels_per_micron: float | None = None  # --task cell: segmentation scale (None = estimate per image)
     save_state: bool = True  # write <out>.state.pt after every epoch (for --resume after a crash)
     data_label: str | None = None  # replaces the data root in the card (e.g. a temporary synthetic set)
     stain_jitter: bool = True
@@ -102,7 +103,7 @@ class TrainConfig:
             weights=weights, binary_head=not args.no_binary_head, seed=args.seed,
             resume=args.resume, patience=args.patience, workers=args.workers,
             limit_per_class=args.limit_per_class, curve=args.curve, device=args.device,
-            precision=args.precision, progress=not args.quiet,
+            precision=args.precision, progress=not args.quiet, pixels_per_micron=args.pixels_per_micron,
         )
 
     def to_card(self) -> dict:
@@ -208,11 +209,19 @@ def predict_loader(model: nn.Module, loader: DataLoader, device: torch.device,
     return prob_arr, binary_arr, torch.cat(labels).numpy()
 
 
-def _class_weights(labels: Sequence[int], n_classes: int) -> torch.Tensor:
+def class_weights(labels: Sequence[int], n_classes: int) -> torch.Tensor:
     """Inverse-frequency weights, normalised to mean 1 (so the loss scale does not move)."""
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
     weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
     return torch.tensor(weights / weights[weights > 0].mean(), dtype=torch.float32)
+
+
+def balanced_sampler(labels: Sequence[int], n_classes: int,
+                     generator: torch.Generator | None = None) -> WeightedRandomSampler:
+    """Draw with replacement so every class is equally likely per draw (epoch length unchanged)."""
+    per_class = class_weights(labels, n_classes).numpy()
+    sample_w = torch.tensor([per_class[y] for y in labels], dtype=torch.double)
+    return WeightedRandomSampler(sample_w, num_samples=len(labels), replacement=True, generator=generator)
 
 
 def fit(
@@ -248,12 +257,9 @@ def fit(
     sampler = None
     loss_weights = None
     if config.balance == "sampler":
-        class_w = _class_weights(train_ds.labels, n_classes).numpy()
-        sample_w = torch.tensor([class_w[y] for y in train_ds.labels], dtype=torch.double)
-        sampler = WeightedRandomSampler(sample_w, num_samples=len(train_ds), replacement=True,
-                                        generator=generator)
+        sampler = balanced_sampler(train_ds.labels, n_classes, generator)
     elif config.balance == "weights":
-        loss_weights = _class_weights(train_ds.labels, n_classes).to(device)
+        loss_weights = class_weights(train_ds.labels, n_classes).to(device)
     criterion = nn.CrossEntropyLoss(weight=loss_weights)
     binary_criterion = nn.CrossEntropyLoss()
 
@@ -457,7 +463,7 @@ def _load_resume(config: TrainConfig) -> tuple[dict | None, dict | None]:
     if state_file.is_file():
         try:
             state = torch.load(state_file, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is the same problem to the user
+        except Exception as exc:
             raise CheckpointError(f"cannot resume from {state_file}: {exc}") from exc
         return state, state.get("split")
     if not resume.is_file():
@@ -612,11 +618,12 @@ def _gan_topup(train_ds: LabelledImages, split: Split, class_names: Sequence[str
 
 # --------------------------------------------------------------------------- cell task
 
-def crop_white_cells(image: np.ndarray, *, pad: int = 8, params=None) -> list[np.ndarray]:
+def crop_white_cells(image: np.ndarray, *, pad: int = 8,
+                     pixels_per_micron: float | None = None) -> list[np.ndarray]:
     """White-cell crops of one smear image via ml.segment (the crops the blast model sees at runtime)."""
     from ml.segment import SegmentParams, crop_cells, segment
 
-    result = segment(image, params or SegmentParams())
+    result = segment(image, SegmentParams(pixels_per_micron=pixels_per_micron))
     return crop_cells(image, result, kind="wbc", pad=pad)
 
 
@@ -628,8 +635,9 @@ def _largest_crop_or_whole(image: np.ndarray) -> np.ndarray:
     return max(crops, key=lambda c: c.shape[0] * c.shape[1])
 
 
-def cell_crops_from_smears(samples: Sequence, blast_classes: Sequence[str],
-                           *, progress: bool = True, desc: str = "crop cells") -> tuple[list, list, dict]:
+def cell_crops_from_smears(samples: Sequence, blast_classes: Sequence[str], *, progress: bool = True,
+                           pixels_per_micron: float | None = None,
+                           desc: str = "crop cells") -> tuple[list, list, dict]:
     """Segment each smear image; every white-cell crop takes its image's label (blast or not).
 
     Returns (crops, labels as CELL_CLASSES indices, {relpath: n_crops}).
@@ -643,7 +651,7 @@ def cell_crops_from_smears(samples: Sequence, blast_classes: Sequence[str],
     per_image: dict[str, int] = {}
     for sample in tqdm(samples, desc=desc, leave=False, disable=not progress):
         image = load_rgb(sample.path)
-        found = crop_white_cells(image)
+        found = crop_white_cells(image, pixels_per_micron=pixels_per_micron)
         per_image[sample.relpath] = len(found)
         label = 1 if sample.label in blast_classes else 0
         crops.extend(found)
@@ -701,8 +709,9 @@ def train_cell_model(config: TrainConfig, *, pbc_dir: Path | None = None,
         val_x, val_y = to_cells(split.val)
         crops_per_image: dict[str, int] = {}
     else:
-        train_x, train_y, c1 = cell_crops_from_smears(split.train, blast_classes, progress=config.progress)
-        val_x, val_y, c2 = cell_crops_from_smears(split.val, blast_classes, progress=config.progress)
+        kw = {"progress": config.progress, "pixels_per_micron": config.pixels_per_micron}
+        train_x, train_y, c1 = cell_crops_from_smears(split.train, blast_classes, **kw)
+        val_x, val_y, c2 = cell_crops_from_smears(split.val, blast_classes, **kw)
         crops_per_image = {**c1, **c2}
     normal_counts = {}
     if pbc_dir is not None:
@@ -770,6 +779,6 @@ def check_on_cnmc(model: nn.Module, cnmc_dir: Path, img_size: int, config: Train
     probs, _, y = predict_loader(model, DataLoader(ds, batch_size=64), device,
                                  resolve_precision(device, config.precision))
     metrics = compute_metrics(y, probs, CELL_CLASSES)
-    return {"n": int(len(y)), "accuracy": metrics["accuracy"], "kappa": metrics["kappa"],
+    return {"n": len(y), "accuracy": metrics["accuracy"], "kappa": metrics["kappa"],
             "f1_weighted": metrics["f1_weighted"], "roc_auc": metrics.get("roc_auc")}
 

@@ -62,6 +62,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     parser.add_argument("--pbc", type=Path, default=None,
                         help="--task cell: pbc_subset folder of normal cells added as not_blast")
+    parser.add_argument("--pixels-per-micron", type=float, default=None,
+                        help="--task cell: segmentation scale of the smears (default: estimated per image)")
+    parser.add_argument("--cnmc", type=Path, default=None,
+                        help="--task cell: C-NMC folder to check the model on (default: <data>/../cnmc_subset)")
     parser.add_argument("--demo", action="store_true",
                         help="train the synthetic demo models instead (--out = image model; "
                              "the cell model is written beside it as *_cell.pt)")
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = TrainConfig.from_args(args)
     if args.task == "cell":
-        result = train_cell_model(config, pbc_dir=args.pbc)
+        result = train_cell_model(config, pbc_dir=args.pbc, cnmc_dir=args.cnmc)
     else:
         result = train(config)
     print(json.dumps(result.summary(), indent=None), file=sys.stdout)

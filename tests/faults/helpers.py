@@ -217,10 +217,11 @@ class PrivateRedis:
 
 
 def _reset_broker_pools(app) -> None:
-    for pool in (app._pool, getattr(app.__dict__.get("amqp"), "_producer_pool", None)):
-        if pool is not None:
-            with contextlib.suppress(Exception):
-                pool.force_close_all()
+    """Forget every pooled broker connection (kombu keeps them in a process-wide
+    registry keyed by URL), so the next send connects to the current broker URL."""
+    from kombu import pools
+
+    pools.reset()
     app._pool = None
     if "amqp" in app.__dict__:
         app.__dict__["amqp"]._producer_pool = None

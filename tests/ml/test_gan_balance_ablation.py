@@ -19,7 +19,6 @@ def unbalanced(tmp_path_factory):
     return root
 
 
-@pytest.mark.slow
 def test_balance_gan_tops_up_the_training_split(unbalanced):
     gan = train_gan(unbalanced / "data", unbalanced / "gan.pt", epochs=1, batch_size=8, ngf=8, ndf=8,
                     max_steps=2, progress=False)
@@ -35,7 +34,6 @@ def test_balance_gan_tops_up_the_training_split(unbalanced):
     assert counts["a"] + topup["a"] == max(counts.values())
 
 
-@pytest.mark.slow
 def test_ablation_runs_both_arms_on_one_split(unbalanced):
     result = gan_ablation(unbalanced / "data", unbalanced / "ablation", arch="resnet18", weights=None,
                           img_size=32, epochs=1, gan_epochs=1, batch_size=8, progress=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ def test_neighbours_mostly_share_a_side(folder):
         count = 0
         for cls in index.class_names:
             ordered = sorted((s for s in index.samples if s.label == cls), key=lambda s: s.number)
-            count += sum(part_of[a.relpath] != part_of[b.relpath] for a, b in zip(ordered, ordered[1:]))
+            count += sum(part_of[a.relpath] != part_of[b.relpath] for a, b in itertools.pairwise(ordered))
         return count
 
     assert separated("contiguous") <= 3 * len(index.class_names)

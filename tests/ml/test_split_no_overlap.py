@@ -36,7 +36,7 @@ def cnmc_folder(tmp_path) -> Path:
 
 
 def _check_partition(index, split: Split) -> None:
-    parts = [set(s.relpath for s in split.part(name)) for name in ("train", "val", "test")]
+    parts = [{s.relpath for s in split.part(name)} for name in ("train", "val", "test")]
     assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]
     assert parts[0] | parts[1] | parts[2] == {s.relpath for s in index.samples}
 

@@ -1,49 +1,63 @@
-"""An interrupted run resumes from its state file with the same split and carries on."""
+"""Resume: an interrupted run continues from its state file; a finished one from its checkpoint."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 from ml.checkpoint import load_checkpoint
 from ml.train import TrainConfig, state_path_for, train
 from tests.ml._evalkit import write_colour_folder
 
 
+class Interrupted(Exception):
+    pass
+
+
 def _config(data, out, **kw) -> TrainConfig:
-    base = dict(data=data, out=out, arch="resnet18", weights=None, img_size=32, epochs=2, batch_size=8,
-                progress=False, val_fraction=0.25, test_fraction=0.25)
+    base = {"data": data, "out": out, "arch": "resnet18", "weights": None, "img_size": 32, "epochs": 3, "batch_size": 8,
+                "progress": False, "val_fraction": 0.25, "test_fraction": 0.25, "seed": 5}
     base.update(kw)
     return TrainConfig(**base)
 
 
-@pytest.mark.slow
-def test_resume_continues_from_the_state_file(tmp_path):
-    data = write_colour_folder(tmp_path / "data", n_per_class=8)
+def _stop_after_first_epoch(record: dict) -> None:
+    if record["epoch"] == 1:
+        raise Interrupted
+
+
+@pytest.fixture()
+def data(tmp_path):
+    return write_colour_folder(tmp_path / "data", n_per_class=8)
+
+
+def test_interrupted_run_resumes_from_its_state_file(data, tmp_path):
     out = tmp_path / "m.pt"
-    first = train(_config(data, out, epochs=1))
-    assert not state_path_for(out).exists()  # a finished run cleans up its state file
+    with pytest.raises(Interrupted):
+        train(_config(data, out), on_epoch_end=_stop_after_first_epoch)
+    assert state_path_for(out).is_file() and not out.exists()
+
+    result = train(_config(data, out, resume=out))
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert not state_path_for(out).exists()  # a finished run cleans up after itself
     _, card = load_checkpoint(out)
-
-    # Simulate a crash after epoch 1: the state file a run writes after every epoch.
-    state = torch.load(state_path_for(out), weights_only=True) if state_path_for(out).exists() else None
-    assert state is None
-    from ml.train import _train_on_split  # noqa: F401  (public path below)
-
-    resumed = train(_config(data, tmp_path / "m2.pt", epochs=3, resume=out))
-    _, card2 = load_checkpoint(tmp_path / "m2.pt")
-    assert card2.training["split"] == card.training["split"]  # same split as the run it continues
-    assert len(resumed.history) == 3 and first.history[0]["epoch"] == 1
+    fresh = train(_config(data, tmp_path / "fresh.pt", epochs=1))
+    _, fresh_card = load_checkpoint(fresh.checkpoint)
+    assert card.training["split"] == fresh_card.training["split"]  # same seed, same split
 
 
-@pytest.mark.slow
-def test_resume_after_interruption_keeps_history(tmp_path):
-    data = write_colour_folder(tmp_path / "data", n_per_class=8)
+def test_finished_checkpoint_continues_to_the_new_total(data, tmp_path):
     out = tmp_path / "m.pt"
-    # A 1-epoch time budget stops the run early, like an interruption, but the state file is only
-    # left behind by a real crash; write one the way fit() does by stopping before cleanup.
-    config = _config(data, out, epochs=3, time_budget_s=0.0)
-    result = train(config)
-    assert result.stopped_early and len(result.history) == 1
-    resumed = train(_config(data, out, epochs=3, resume=out))
-    assert [h["epoch"] for h in resumed.history][-1] == 3
+    train(_config(data, out, epochs=1))
+    _, first = load_checkpoint(out)
+    result = train(_config(data, tmp_path / "more.pt", epochs=2, resume=out, seed=9))
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    assert result.history[0] == first.training["history"][0]
+    _, card = load_checkpoint(result.checkpoint)
+    assert card.training["split"] == first.training["split"]  # the stored split, not seed 9's
+
+
+def test_resume_from_nothing_is_a_clear_error(data, tmp_path):
+    from ml.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="cannot resume"):
+        train(_config(data, tmp_path / "x.pt", resume=tmp_path / "missing.pt"))

@@ -19,11 +19,11 @@ CHANCE_4_CLASSES = 0.25
 
 
 def _smoke_config(data: Path, out: Path, **overrides) -> TrainConfig:
-    settings = dict(
-        data=data, out=out, arch="resnet18", weights=None, img_size=64, epochs=2, batch_size=8, lr=3e-3,
-        val_fraction=0.3, test_fraction=0.0, progress=False, save_state=False, seed=0,
-        curve=out.with_suffix(".png"),
-    )
+    settings = {
+        "data": data, "out": out, "arch": "resnet18", "weights": None, "img_size": 64, "epochs": 2, "batch_size": 8, "lr": 3e-3,
+        "val_fraction": 0.3, "test_fraction": 0.0, "progress": False, "save_state": False, "seed": 0,
+        "curve": out.with_suffix(".png"),
+    }
     settings.update(overrides)
     return TrainConfig(**settings)
 
@@ -35,7 +35,7 @@ def _check_run(result, out: Path, data: Path) -> None:
     assert result.metrics["accuracy"] >= CHANCE_4_CLASSES + 0.2, result.metrics
     assert result.metrics["kappa"] > 0.2
 
-    model, card = load_checkpoint(out)
+    _model, card = load_checkpoint(out)
     assert card.class_names == list(SUBTYPES) and card.binary_map == SUBTYPE_BINARY_MAP
     assert card.input_size == 64 and card.demo is False
     assert card.metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
