@@ -216,6 +216,29 @@ def class_weights(labels: Sequence[int], n_classes: int) -> torch.Tensor:
     return torch.tensor(weights / weights[weights > 0].mean(), dtype=torch.float32)
 
 
+FINE_TUNE_BN_MOMENTUM = 0.1
+
+
+def adapt_batchnorm_momentum(model: nn.Module, momentum: float = FINE_TUNE_BN_MOMENTUM) -> int:
+    """Raise slow BatchNorm running-stat momenta (EfficientNet-Lite's TF port uses 0.01) to 0.1.
+
+    Smear images have very different channel statistics from ImageNet. In training mode BatchNorm
+    normalises with batch statistics, in eval mode with its running averages; at momentum 0.01
+    those averages are still two-thirds ImageNet after 40 steps, so validation sees differently
+    normalised features than training did. Measured on all4class (60 per class, 224 px, 4 epochs,
+    efficientnet_lite0 ImageNet, contiguous split): validation accuracy 0.30 after epoch 4 at 0.01
+    (a logistic regression on the same frozen features: 0.93), 0.95 at 0.1. Returns how many layers
+    were changed.
+    """
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.momentum is not None \
+                and module.momentum < momentum:
+            module.momentum = momentum
+            changed += 1
+    return changed
+
+
 def balanced_sampler(labels: Sequence[int], n_classes: int,
                      generator: torch.Generator | None = None) -> WeightedRandomSampler:
     """Draw with replacement so every class is equally likely per draw (epoch length unchanged)."""
@@ -238,7 +261,10 @@ def fit(
     extra_state: dict | None = None,
     on_epoch_end: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Train ``model`` in place; returns {best_state, history, best_epoch, stopped_early, val}.
+    """Train ``model`` in place (ending on its best epoch's weights).
+
+    Returns ``{history, best_epoch, stopped_early, val (metrics of the best epoch), device,
+    precision, seconds}``.
 
     The best epoch (highest validation kappa, ties broken by lower validation loss) is the one
     kept. After every epoch the full state is written to ``state_path`` for ``--resume``.
@@ -252,6 +278,7 @@ def fit(
     device = select_device(config.device)
     dtype = training_precision(device, config.precision)
     model.to(device).to(memory_format=torch.channels_last)
+    adapt_batchnorm_momentum(model)
     n_classes = len(class_names)
 
     sampler = None

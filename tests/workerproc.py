@@ -184,18 +184,21 @@ def run_worker(
     loglevel: str = "INFO",
     ready_timeout: float = 120.0,
     extra_args: Iterable[str] = (),
+    app: str = "marrowfind",
 ) -> Iterator[WorkerProcess]:
     """Start a real worker, wait until it is ready, yield it, stop it.
 
     ``pool="solo"`` is one process doing one task at a time (and the pool a
     GPU worker uses); ``"prefork"`` with ``concurrency`` forks children.
-    On an exception inside the block the worker's log is printed.
+    ``app`` is the module given to ``celery -A``: a test-only app module (e.g.
+    ``tests.faults.redelivery_app``) can adjust broker options the settings do
+    not expose. On an exception inside the block the worker's log is printed.
     """
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     log_file = tempfile.NamedTemporaryFile(prefix="mf-worker-", suffix=".log", delete=False)  # noqa: SIM115
     log_path = Path(log_file.name)
     command = [
-        sys.executable, "-m", "celery", "-A", "marrowfind", "worker",
+        sys.executable, "-m", "celery", "-A", app, "worker",
         "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency), "-n", name,
         "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", loglevel, *extra_args,
     ]

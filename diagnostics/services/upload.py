@@ -25,6 +25,7 @@ of image files or zip archives. What this module guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import unicodedata
 import zipfile
@@ -428,6 +429,28 @@ def _delete_files(names: list[str]) -> None:
             logger.exception("could not delete %s after a failed upload", name)
 
 
+@contextlib.contextmanager
+def _files_deleted_on_failure() -> Iterator[list[str]]:
+    """Yield the list the upload appends each stored file name to; on any error
+    (the transaction inside then rolled back) delete those files and re-raise,
+    so a failed upload leaves no orphan files. Enter it *outside* the atomic block."""
+    written: list[str] = []
+    try:
+        yield written
+    except BaseException:
+        _delete_files(written)
+        raise
+
+
+def _queue_analysis(case: Case) -> None:
+    """Mark the case queued (a case already processing stays so) and send its
+    ``process_case`` message when the transaction commits."""
+    if case.status != CaseStatus.PROCESSING:
+        case.status = CaseStatus.QUEUED
+        case.save(update_fields=["status", "updated_at"])
+    queue_case_processing(case.pk)
+
+
 def _record_batch(case: Case, batch: Batch, user, result: UploadResult) -> None:
     batch.accepted_count = len(result.accepted)
     batch.rejected = [rejection.as_dict() for rejection in result.rejected]
@@ -466,29 +489,22 @@ def create_case(
     accession = fields["accession_number"]
     if Case.objects.filter(lab=lab, accession_number=accession).exists():
         raise DuplicateAccessionError(f"Accession number {accession} already exists in {lab.name}.")
-    written: list[str] = []
-    try:
-        with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    case = Case.objects.create(lab=lab, created_by=user, status=CaseStatus.UPLOADED, **fields)
-            except IntegrityError:  # created by a concurrent request since the check above
-                raise DuplicateAccessionError(
-                    f"Accession number {accession} already exists in {lab.name}."
-                ) from None
-            batch = Batch.objects.create(case=case, uploaded_by=user)
-            accepted, rejected = _ingest(case, batch, files, limits, written)
-            if not accepted:
-                raise NoUsableImagesError(rejected)
-            result = UploadResult(case=case, batch=batch, accepted=accepted, rejected=rejected, case_created=True)
-            audit.record(AuditEvent.Verb.CASE_CREATED, actor=user, case=case, obj=case)
-            _record_batch(case, batch, user, result)
-            case.status = CaseStatus.QUEUED
-            case.save(update_fields=["status", "updated_at"])
-            queue_case_processing(case.pk)
-    except BaseException:
-        _delete_files(written)
-        raise
+    with _files_deleted_on_failure() as written, transaction.atomic():
+        try:
+            with transaction.atomic():
+                case = Case.objects.create(lab=lab, created_by=user, status=CaseStatus.UPLOADED, **fields)
+        except IntegrityError:  # created by a concurrent request since the check above
+            raise DuplicateAccessionError(
+                f"Accession number {accession} already exists in {lab.name}."
+            ) from None
+        batch = Batch.objects.create(case=case, uploaded_by=user)
+        accepted, rejected = _ingest(case, batch, files, limits, written)
+        if not accepted:
+            raise NoUsableImagesError(rejected)
+        result = UploadResult(case=case, batch=batch, accepted=accepted, rejected=rejected, case_created=True)
+        audit.record(AuditEvent.Verb.CASE_CREATED, actor=user, case=case, obj=case)
+        _record_batch(case, batch, user, result)
+        _queue_analysis(case)
     return result
 
 
@@ -502,22 +518,14 @@ def add_images(
     all refused is still recorded (its reasons show on the case page).
     """
     limits = limits or UploadLimits.from_settings()
-    written: list[str] = []
-    try:
-        with transaction.atomic():
-            case = Case.objects.select_for_update().select_related("lab").get(pk=case.pk)
-            if case.status == CaseStatus.SIGNED_OUT:
-                raise CaseClosedError("The case is signed out; images can no longer be added.")
-            batch = Batch.objects.create(case=case, uploaded_by=user)
-            accepted, rejected = _ingest(case, batch, files, limits, written)
-            result = UploadResult(case=case, batch=batch, accepted=accepted, rejected=rejected)
-            _record_batch(case, batch, user, result)
-            if accepted:
-                if case.status != CaseStatus.PROCESSING:
-                    case.status = CaseStatus.QUEUED
-                    case.save(update_fields=["status", "updated_at"])
-                queue_case_processing(case.pk)
-    except BaseException:
-        _delete_files(written)
-        raise
+    with _files_deleted_on_failure() as written, transaction.atomic():
+        case = Case.objects.select_for_update().select_related("lab").get(pk=case.pk)
+        if case.status == CaseStatus.SIGNED_OUT:
+            raise CaseClosedError("The case is signed out; images can no longer be added.")
+        batch = Batch.objects.create(case=case, uploaded_by=user)
+        accepted, rejected = _ingest(case, batch, files, limits, written)
+        result = UploadResult(case=case, batch=batch, accepted=accepted, rejected=rejected)
+        _record_batch(case, batch, user, result)
+        if accepted:
+            _queue_analysis(case)
     return result

@@ -8,18 +8,15 @@ diagnostics.access, so another lab's case, image or overlay is a 404.
 
 from __future__ import annotations
 
-import mimetypes
 import posixpath
 import re
-from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.files.storage import default_storage
 from django.db.models import Prefetch, Q
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_GET, require_http_methods
@@ -32,6 +29,7 @@ from diagnostics.access import (
     labs_for,
 )
 from diagnostics.forms import CaseUploadForm, ImagesForm
+from diagnostics.http import send_protected_file
 from diagnostics.models import Analysis, Case, CaseStatus
 from diagnostics.services import cases as case_service
 from diagnostics.services import upload as upload_service
@@ -199,18 +197,7 @@ def protected_media(request: HttpRequest, name: str) -> HttpResponse:
     if owned is None:
         raise Http404("No such file")
     storage_name, download_name = owned
-    content_type = mimetypes.guess_type(storage_name)[0] or "application/octet-stream"
-    if settings.MEDIA_SERVE_MODE == "nginx":
-        response = HttpResponse(content_type=content_type)
-        response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_PREFIX.rstrip("/") + "/" + quote(storage_name)
-    else:
-        try:
-            handle = default_storage.open(storage_name, "rb")
-        except FileNotFoundError:
-            raise Http404("The file is missing from storage") from None
-        response = FileResponse(handle, content_type=content_type, filename=download_name)
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return send_protected_file(storage_name, download_name=download_name)
 
 
 urlpatterns = [

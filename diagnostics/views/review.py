@@ -11,17 +11,14 @@ Protection, for every view here:
 
 from __future__ import annotations
 
-import mimetypes
 import uuid
-from urllib.parse import quote
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -38,6 +35,7 @@ from diagnostics.forms_review import (
     SignOutForm,
     WorklistFilterForm,
 )
+from diagnostics.http import send_protected_file
 from diagnostics.models import CaseStatus, InstantCheck, Lab, Membership, Role, SignOut
 from diagnostics.services import instant as instant_service
 from diagnostics.services import members as member_service
@@ -512,24 +510,7 @@ def instant_file(request: HttpRequest, pk: uuid.UUID, kind: str) -> HttpResponse
     field = {"original": check.file, "cam": check.cam_overlay, "segmentation": check.segmentation_overlay}.get(kind)
     if not field:
         raise Http404("No such file")
-    return serve_protected(field)
-
-
-def serve_protected(fieldfile) -> HttpResponse:
-    """Send a stored file after the caller has checked access: nginx sends it
-    (X-Accel-Redirect) in production, Django streams it otherwise."""
-    content_type = mimetypes.guess_type(fieldfile.name)[0] or "application/octet-stream"
-    if settings.MEDIA_SERVE_MODE == "nginx":
-        response = HttpResponse(content_type=content_type)
-        response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_PREFIX.rstrip("/") + "/" + quote(fieldfile.name)
-    else:
-        try:
-            response = FileResponse(fieldfile.open("rb"), content_type=content_type)
-        except FileNotFoundError:
-            raise Http404("File missing") from None
-    response["Cache-Control"] = "private, max-age=3600"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return send_protected_file(field.name, storage=field.storage)
 
 
 urlpatterns = [

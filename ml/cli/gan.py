@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     train.add_argument("--layout", choices=("imagefolder", "cnmc"), default="imagefolder")
     train.add_argument("--out", type=Path, required=True, help="GAN checkpoint to write (GAN.pt)")
     train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr", type=float, default=2e-4)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--limit-per-class", type=int, default=None)
@@ -39,6 +39,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--grid", action="store_true", help="also write grid.png")
     sample.set_defaults(func=run_sample)
+
+    ablation = gan_sub.add_parser(
+        "ablation", help="train the classifier twice on one split (--balance weights vs gan), compare on test")
+    ablation.add_argument("--data", type=Path, required=True)
+    ablation.add_argument("--layout", choices=("imagefolder", "cnmc"), default="imagefolder")
+    ablation.add_argument("--out", type=Path, required=True, help="folder for the two checkpoints")
+    ablation.add_argument("--arch", default="efficientnet_lite0")
+    ablation.add_argument("--weights", default="imagenet", help="imagenet | PATH | none")
+    ablation.add_argument("--img-size", type=int, default=None)
+    ablation.add_argument("--epochs", type=int, default=10)
+    ablation.add_argument("--gan-epochs", type=int, default=30)
+    ablation.add_argument("--gan-model", type=Path, default=None, help="use this cGAN instead of training one")
+    ablation.add_argument("--batch-size", type=int, default=32)
+    ablation.add_argument("--limit-per-class", type=int, default=None)
+    ablation.add_argument("--seed", type=int, default=0)
+    ablation.add_argument("--device", default=None)
+    ablation.add_argument("--json", type=Path, default=None)
+    ablation.add_argument("--quiet", action="store_true")
+    ablation.set_defaults(func=run_ablation)
     return parser
 
 
@@ -70,4 +89,21 @@ def run_sample(args: argparse.Namespace) -> int:
     written = save_samples(gan, args.class_name, args.n, args.out, seed=args.seed,
                            size=args.size, grid=args.grid)
     print(json.dumps({"class": args.class_name, "n": len(written), "out": str(args.out)}))
+    return 0
+
+
+def run_ablation(args: argparse.Namespace) -> int:
+    from ml.gan import gan_ablation
+
+    weights = None if str(args.weights).lower() == "none" else args.weights
+    result = gan_ablation(
+        args.data, args.out, layout=args.layout, arch=args.arch, weights=weights, img_size=args.img_size,
+        epochs=args.epochs, gan_epochs=args.gan_epochs, gan_model=args.gan_model, batch_size=args.batch_size,
+        limit_per_class=args.limit_per_class, seed=args.seed, device=args.device, progress=not args.quiet,
+    )
+    text = json.dumps(result)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    print(text)
     return 0

@@ -12,16 +12,15 @@ The heavy imports (torch, the model code) happen inside :func:`run` so that
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ml.cli._runner import FileFailure, load_or_failure, numbered_output_path, run_over_files
+
 MODEL_ENV = "MARROWFIND_MODEL"
-#: Show the progress bar from this many images on (short runs stay quiet).
-PROGRESS_MIN_IMAGES = 8
 
 NO_MODEL_MESSAGE = (
     f"no model given: pass --model CKPT or set {MODEL_ENV}=CKPT. "
@@ -80,76 +79,37 @@ def expand_inputs(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def unique_cam_path(cam_dir: Path, source: Path, taken: set[Path]) -> Path:
-    """``<cam_dir>/<stem>_cam.png``, numbered when two inputs share a stem."""
-    candidate = cam_dir / f"{source.stem}_cam.png"
-    number = 2
-    while candidate in taken:
-        candidate = cam_dir / f"{source.stem}_cam-{number}.png"
-        number += 1
-    taken.add(candidate)
-    return candidate
-
-
-def _emit(record: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(record) + "\n")
-    sys.stdout.flush()
-
-
-def _load(path: Path) -> tuple[Any, dict[str, str] | None]:
-    """The image, or ``None`` and an error record (code + human reason)."""
-    from ml.errors import ImageLoadError
-    from ml.imageio import load_image
-
-    try:
-        return load_image(path), None
-    except ImageLoadError as exc:
-        return None, {"code": exc.code, "error": exc.reason}
-    except FileNotFoundError:
-        return None, {"code": "not_found", "error": "file not found"}
-    except IsADirectoryError:
-        return None, {"code": "not_a_file", "error": "is a directory"}
-    except OSError as exc:
-        return None, {"code": "unreadable", "error": f"cannot read the file ({exc.strerror or exc})"}
-
-
 def _predict_chunk(
-    paths: Sequence[Path], predictor: Any, cam_dir: Path | None, taken: set[Path], common: dict[str, Any]
-) -> int:
-    """Load, predict and print one chunk in input order; returns how many failed."""
+    paths: Sequence[Path], predictor: Any, cam_dir: Path | None, taken: set[Path]
+) -> list[dict[str, Any] | FileFailure]:
+    """Load and predict one chunk (one batched forward pass); one outcome per path, in input order."""
     from ml.labels import display_name
 
-    loaded = [(path, *_load(path)) for path in paths]
-    good = [(path, image) for path, image, error in loaded if error is None]
+    loaded = [(path, *load_or_failure(path)) for path in paths]
+    good = [(path, image) for path, image, failure in loaded if failure is None]
     predictions = predictor.predict([image for _, image in good], with_cam=cam_dir is not None) if good else []
     by_path = {id(path): (image, prediction) for (path, image), prediction in zip(good, predictions)}
-    failures = 0
-    for path, _, error in loaded:
-        if error is not None:
-            failures += 1
-            print(f"error: {path}: {error['error']}", file=sys.stderr)
-            _emit({"file": str(path), **error, **common})
+    outcomes: list[dict[str, Any] | FileFailure] = []
+    for path, _, failure in loaded:
+        if failure is not None:
+            outcomes.append(failure)
             continue
         image, prediction = by_path[id(path)]
         cam_path = None
         if cam_dir is not None and prediction.cam is not None:
             from ml.overlay import cam_overlay, encode_png
 
-            cam_path = unique_cam_path(cam_dir, path, taken)
+            cam_path = numbered_output_path(cam_dir, path, "cam", taken)
             cam_path.write_bytes(encode_png(cam_overlay(image, prediction.cam)))
-        _emit({
-            "file": str(path),
+        outcomes.append({
             **prediction.to_dict(),
             "display_label": display_name(prediction.label),
             "cam": str(cam_path) if cam_path is not None else None,
-            **common,
         })
-    return failures
+    return outcomes
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ml.errors import MarrowFindMLError
     from ml.predict import DEFAULT_LOW_CONFIDENCE, Predictor
 
@@ -183,14 +143,11 @@ def run(args: argparse.Namespace) -> int:
     common = {"model_sha256": predictor.sha256}
     if getattr(predictor.card, "demo", False):
         common["demo_model"] = True
-    failures = 0
     taken: set[Path] = set()
-    show_progress = not args.quiet and len(files) >= PROGRESS_MIN_IMAGES
-    with tqdm(total=len(files), unit="img", file=sys.stderr, disable=not show_progress, dynamic_ncols=True) as bar:
-        for start in range(0, len(files), predictor.batch_size):
-            chunk = files[start : start + predictor.batch_size]
-            failures += _predict_chunk(chunk, predictor, args.cam_dir, taken, common)
-            bar.update(len(chunk))
-    if failures:
-        print(f"{failures} of {len(files)} images failed", file=sys.stderr)
-    return 1 if failures else 0
+    return run_over_files(
+        files,
+        lambda chunk: _predict_chunk(chunk, predictor, args.cam_dir, taken),
+        chunk_size=predictor.batch_size,
+        quiet=args.quiet,
+        common=common,
+    )

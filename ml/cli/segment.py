@@ -18,14 +18,12 @@ image failed. A progress bar goes to stderr on long runs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-#: Show the progress bar from this many images on (short runs stay quiet).
-PROGRESS_MIN_IMAGES = 8
+from ml.cli._runner import FileFailure, load_or_failure, numbered_output_path, run_over_files
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -52,39 +50,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
-
-
-def _emit(record: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(record) + "\n")
-    sys.stdout.flush()
-
-
-def _load(path: Path) -> tuple[Any, dict[str, str] | None]:
-    """The image, or ``None`` and an error record (code + human reason)."""
-    from ml.errors import ImageLoadError
-    from ml.imageio import load_image
-
-    try:
-        return load_image(path), None
-    except ImageLoadError as exc:
-        return None, {"code": exc.code, "error": exc.reason}
-    except FileNotFoundError:
-        return None, {"code": "not_found", "error": "file not found"}
-    except IsADirectoryError:
-        return None, {"code": "not_a_file", "error": "is a directory"}
-    except OSError as exc:
-        return None, {"code": "unreadable", "error": f"cannot read the file ({exc.strerror or exc})"}
-
-
-def _overlay_path(overlay_dir: Path, source: Path, taken: set[Path]) -> Path:
-    """``<overlay_dir>/<stem>_segmentation.png``, numbered when two inputs share a stem."""
-    candidate = overlay_dir / f"{source.stem}_segmentation.png"
-    number = 2
-    while candidate in taken:
-        candidate = overlay_dir / f"{source.stem}_segmentation-{number}.png"
-        number += 1
-    taken.add(candidate)
-    return candidate
 
 
 def _blast_probability_fn(checkpoint: Path) -> Callable:
@@ -116,11 +81,33 @@ def _blast_probability_fn(checkpoint: Path) -> Callable:
     return predict_proba
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _segment_one(
+    path: Path, args: argparse.Namespace, params: Any, blast_fn: Callable | None, taken: set[Path]
+) -> dict[str, Any] | FileFailure:
+    """Segment (and optionally classify the white cells of) one image; its record or why it failed."""
+    from ml.segment import classify_blasts, segment
 
+    image, failure = load_or_failure(path)
+    if failure is not None:
+        return failure
+    try:
+        result = segment(image, params)
+        if blast_fn is not None and args.mode == "smear":
+            result = classify_blasts(image, result, blast_fn, threshold=args.blast_threshold)
+    except ValueError as exc:
+        return FileFailure("segmentation_error", str(exc), message=f"segmentation failed: {exc}")
+    overlay = None
+    if args.overlay_dir is not None:
+        from ml.overlay import encode_png, segmentation_overlay
+
+        overlay = numbered_output_path(args.overlay_dir, path, "segmentation", taken)
+        overlay.write_bytes(encode_png(segmentation_overlay(image, result)))
+    return {**result.to_dict(cells=args.cells), "overlay": str(overlay) if overlay else None}
+
+
+def run(args: argparse.Namespace) -> int:
     from ml.cli.predict import expand_inputs
-    from ml.segment import SegmentParams, classify_blasts, segment
+    from ml.segment import SegmentParams
 
     if args.pixels_per_micron is not None and args.pixels_per_micron <= 0:
         print("error: --pixels-per-micron must be positive", file=sys.stderr)
@@ -137,32 +124,9 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         print("error: no image files found in the given paths", file=sys.stderr)
         return 1
-    failures = 0
     taken: set[Path] = set()
-    show_progress = not args.quiet and len(files) >= PROGRESS_MIN_IMAGES
-    for path in tqdm(files, unit="img", file=sys.stderr, disable=not show_progress, dynamic_ncols=True):
-        image, error = _load(path)
-        if error is not None:
-            failures += 1
-            tqdm.write(f"error: {path}: {error['error']}", file=sys.stderr)
-            _emit({"file": str(path), **error})
-            continue
-        try:
-            result = segment(image, params)
-            if blast_fn is not None and args.mode == "smear":
-                result = classify_blasts(image, result, blast_fn, threshold=args.blast_threshold)
-        except ValueError as exc:
-            failures += 1
-            tqdm.write(f"error: {path}: segmentation failed: {exc}", file=sys.stderr)
-            _emit({"file": str(path), "code": "segmentation_error", "error": str(exc)})
-            continue
-        overlay = None
-        if args.overlay_dir is not None:
-            from ml.overlay import encode_png, segmentation_overlay
 
-            overlay = _overlay_path(args.overlay_dir, path, taken)
-            overlay.write_bytes(encode_png(segmentation_overlay(image, result)))
-        _emit({"file": str(path), **result.to_dict(cells=args.cells), "overlay": str(overlay) if overlay else None})
-    if failures:
-        print(f"{failures} of {len(files)} images failed", file=sys.stderr)
-    return 1 if failures else 0
+    def process_chunk(chunk: Sequence[Path]) -> list[dict[str, Any] | FileFailure]:
+        return [_segment_one(path, args, params, blast_fn, taken) for path in chunk]
+
+    return run_over_files(files, process_chunk, quiet=args.quiet)

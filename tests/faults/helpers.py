@@ -1,6 +1,7 @@
-"""Helpers for the fault tests: real uploads, a worker process running a given
-Celery app module, a private Redis server that a test may kill and restart,
-and the exactly-once assertions every fault test ends with.
+"""Helpers for the fault tests: the common test case set-up, real uploads, a
+private Redis server that a test may kill and restart, and the exactly-once
+assertions every fault test ends with. Workers come from
+``tests.workerproc.run_worker`` (``app=`` for a test-only Celery app module).
 
 Nothing here fakes a fault: workers are killed with SIGKILL, Redis is a real
 ``redis-server`` process, database errors come from PostgreSQL itself.
@@ -14,7 +15,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -27,10 +27,26 @@ from django.test import override_settings
 
 from diagnostics.models import Analysis, AuditEvent, Case, ImageStatus, SlideImage
 from diagnostics.services.upload import UploadResult, create_case
-from tests.workerproc import READY_MARKER, REPO_ROOT, WorkerProcess, worker_environment
+from tests.base import BaseTransactionTestCase
+from tests.workerproc import WorkerProcess, purge_broker, require_services
 
 # Small on purpose: the tests run on 2 shared CPU cores.
 IMAGE_SIZE = (128, 128)
+
+
+class BrokerFaultTestCase(BaseTransactionTestCase):
+    """Base for fault tests against the shared Redis broker and a real worker.
+
+    Skips (with the reason) without PostgreSQL + Redis, and empties this test's
+    broker queues before and after, so a message left over by an earlier test
+    can never be what makes a case finish.
+    """
+
+    def setUp(self):
+        require_services()
+        super().setUp()
+        purge_broker()
+        self.addCleanup(purge_broker)
 
 
 def smear_bytes(seed: int, size: tuple[int, int] = IMAGE_SIZE) -> bytes:
@@ -105,49 +121,6 @@ def assert_exactly_once(testcase, case: Case, *, failed: int = 0) -> None:
         AuditEvent.objects.filter(case=case, verb=AuditEvent.Verb.CASE_READY).count(), 1, "case_ready recorded once"
     )
     testcase.assertEqual(case.summary.get("analysed"), len(done_ids))
-
-
-# --------------------------------------------------------------------------- a worker running a given app module
-
-
-@contextlib.contextmanager
-def run_worker_app(
-    app_module: str = "marrowfind",
-    *,
-    queues: Iterable[str] = ("gpu", "cpu"),
-    pool: str = "solo",
-    concurrency: int = 1,
-    env: dict[str, str] | None = None,
-    ready_timeout: float = 120.0,
-) -> Iterator[WorkerProcess]:
-    """Like ``tests.workerproc.run_worker``, with ``-A app_module`` (a test-only
-    app module can adjust broker options the settings do not expose)."""
-    name = f"fault-{uuid.uuid4().hex[:8]}@%h"
-    command = [
-        sys.executable, "-m", "celery", "-A", app_module, "worker",
-        "-Q", ",".join(queues), "-P", pool, "-c", str(concurrency), "-n", name,
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
-    ]
-    with tempfile.NamedTemporaryFile(prefix="mf-fault-worker-", suffix=".log", delete=False) as log_file:
-        log_path = Path(log_file.name)
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=worker_environment(env), stdout=log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-    worker = WorkerProcess(process=process, log_path=log_path, name=name)
-    failed = False
-    try:
-        worker.wait_for_log(READY_MARKER, timeout=ready_timeout)
-        yield worker
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        worker.stop()
-        if failed:
-            sys.stderr.write(f"\n----- log of worker {name} (pid {process.pid}) -----\n{worker.log()[-20000:]}\n-----\n")
-        with contextlib.suppress(OSError):
-            log_path.unlink()
 
 
 # --------------------------------------------------------------------------- a private Redis

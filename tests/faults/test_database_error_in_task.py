@@ -19,20 +19,15 @@ import pytest
 from django.db import connection
 
 from diagnostics.models import Analysis, TaskRun
-from tests.base import BaseTransactionTestCase
 from tests.faults.helpers import (
+    BrokerFaultTestCase,
     assert_exactly_once,
     smear_bytes,
     upload_case,
     wait_until,
 )
 from tests.modelfixtures import register_test_model
-from tests.workerproc import (
-    purge_broker,
-    require_services,
-    run_worker,
-    wait_for_case_status,
-)
+from tests.workerproc import run_worker, wait_for_case_status
 
 N_IMAGES = 4
 
@@ -48,13 +43,7 @@ def raw_connection() -> psycopg.Connection:
 
 @pytest.mark.services
 @pytest.mark.slow
-class DatabaseErrorInTaskTests(BaseTransactionTestCase):
-    def setUp(self):
-        require_services()
-        super().setUp()
-        purge_broker()
-        self.addCleanup(purge_broker)
-
+class DatabaseErrorInTaskTests(BrokerFaultTestCase):
     def test_task_is_retried_then_done(self):
         register_test_model()
         case = upload_case(self.lab, self.technician, [smear_bytes(seed) for seed in range(1, N_IMAGES + 1)]).case

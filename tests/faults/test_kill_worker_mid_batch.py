@@ -18,17 +18,16 @@ from django.db.models import Q
 
 from diagnostics.models import ImageStatus, SlideImage
 from diagnostics.services.cases import STAGE_CLASSIFY, STAGE_SEGMENT
-from tests.base import BaseTransactionTestCase
 from tests.faults.helpers import (
+    BrokerFaultTestCase,
     assert_exactly_once,
     image_states,
-    run_worker_app,
     smear_bytes,
     upload_case,
     wait_until,
 )
 from tests.modelfixtures import register_test_model
-from tests.workerproc import purge_broker, require_services, wait_for_case_status
+from tests.workerproc import run_worker, wait_for_case_status
 
 N_IMAGES = 8
 WORKER_ENV = {
@@ -42,13 +41,7 @@ WORKER_ENV = {
 
 @pytest.mark.services
 @pytest.mark.slow
-class KillWorkerMidBatchTests(BaseTransactionTestCase):
-    def setUp(self):
-        require_services()
-        super().setUp()
-        purge_broker()
-        self.addCleanup(purge_broker)
-
+class KillWorkerMidBatchTests(BrokerFaultTestCase):
     def test_case_completes_once_after_kill_9(self):
         register_test_model()
         case = upload_case(self.lab, self.technician, [smear_bytes(seed) for seed in range(1, N_IMAGES + 1)]).case
@@ -60,7 +53,7 @@ class KillWorkerMidBatchTests(BaseTransactionTestCase):
                 return images.filter(in_task).values_list("pk", "stage", "claimed_by").first()
             return None
 
-        with run_worker_app("tests.faults.redelivery_app", env=WORKER_ENV) as first:
+        with run_worker(app="tests.faults.redelivery_app", env=WORKER_ENV) as first:
             wait_until(mid_batch, timeout=120, poll=0.02, what="a task in flight", worker=first)
             first.kill()  # SIGKILL to the worker's process group: no acknowledgement, no cleanup
         at_kill = image_states(case)
@@ -69,7 +62,7 @@ class KillWorkerMidBatchTests(BaseTransactionTestCase):
         image_id, stage, claimed_by = in_flight
         killed_task_id = claimed_by.split("@", 1)[0]
 
-        with run_worker_app("tests.faults.redelivery_app", env=WORKER_ENV) as second:
+        with run_worker(app="tests.faults.redelivery_app", env=WORKER_ENV) as second:
             wait_for_case_status(case, {"awaiting_review"}, timeout=150, worker=second)
             log = second.log()
 

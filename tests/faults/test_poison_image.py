@@ -8,20 +8,15 @@ import pytest
 
 from diagnostics.models import ImageStatus, TaskRun
 from ml.errors import ImageLoadError
-from tests.base import BaseTransactionTestCase
 from tests.faults.helpers import (
+    BrokerFaultTestCase,
     assert_exactly_once,
     failed_images,
     smear_bytes,
     upload_case,
 )
 from tests.modelfixtures import register_test_model
-from tests.workerproc import (
-    purge_broker,
-    require_services,
-    run_worker,
-    wait_for_case_status,
-)
+from tests.workerproc import run_worker, wait_for_case_status
 
 N_IMAGES = 5
 POISON_POSITION = 3
@@ -29,13 +24,7 @@ POISON_POSITION = 3
 
 @pytest.mark.services
 @pytest.mark.slow
-class PoisonImageTests(BaseTransactionTestCase):
-    def setUp(self):
-        require_services()
-        super().setUp()
-        purge_broker()
-        self.addCleanup(purge_broker)
-
+class PoisonImageTests(BrokerFaultTestCase):
     def test_the_poison_image_alone_fails_with_its_reason(self):
         register_test_model()
         case = upload_case(self.lab, self.technician, [smear_bytes(seed) for seed in range(1, N_IMAGES + 1)]).case

@@ -17,20 +17,15 @@ import pytest
 from PIL import Image
 
 from diagnostics.models import ImageStatus
-from tests.base import BaseTransactionTestCase
 from tests.faults.helpers import (
+    BrokerFaultTestCase,
     assert_exactly_once,
     failed_images,
     smear_bytes,
     upload_case,
 )
 from tests.modelfixtures import register_test_model
-from tests.workerproc import (
-    purge_broker,
-    require_services,
-    run_worker,
-    wait_for_case_status,
-)
+from tests.workerproc import run_worker, wait_for_case_status
 
 SOFT_LIMIT_S = 3
 N_NORMAL = 3
@@ -55,13 +50,7 @@ def slow_field_png(side: int = 4000, seed: int = 0) -> bytes:
 
 @pytest.mark.services
 @pytest.mark.slow
-class TimeLimitTests(BaseTransactionTestCase):
-    def setUp(self):
-        require_services()
-        super().setUp()
-        purge_broker()
-        self.addCleanup(purge_broker)
-
+class TimeLimitTests(BrokerFaultTestCase):
     def test_the_slow_image_alone_fails_on_the_time_limit(self):
         register_test_model()
         payloads = [smear_bytes(seed) for seed in range(1, N_NORMAL + 1)]

@@ -12,13 +12,7 @@ from ml.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from ml.errors import CheckpointError
 from ml.models import build_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,7 @@ from ml.checkpoint import (
 from ml.labels import SUBTYPE_BINARY_MAP, SUBTYPES
 from ml.models import build_model, imagenet_normalization
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _trained_looking_model(arch: str = "resnet18"):

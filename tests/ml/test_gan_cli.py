@@ -25,3 +25,13 @@ def test_gan_train_then_sample(tmp_path, capsys):
 
     assert main(["gan", "sample", "--model", str(gan), "--class", "zebra", "--n", "1", "--out",
                  str(tmp_path / "x")]) == 2
+
+
+def test_gan_ablation_command(tmp_path, capsys):
+    data = write_colour_folder(tmp_path / "data", n_per_class=8, size=40)
+    report = tmp_path / "ablation.json"
+    assert main(["gan", "ablation", "--data", str(data), "--out", str(tmp_path / "abl"), "--arch", "resnet18",
+                 "--weights", "none", "--img-size", "32", "--epochs", "1", "--gan-epochs", "1",
+                 "--batch-size", "8", "--json", str(report), "--quiet"]) == 0
+    result = json.loads(report.read_text())
+    assert {"baseline", "gan", "delta_accuracy", "delta_kappa", "helped"} <= set(result)

@@ -80,3 +80,14 @@ def test_unknown_class_and_bad_file(gan_file, tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(CheckpointError):
         load_gan(bad)
+
+
+def test_diff_augment_keeps_shape_and_gradient():
+    from ml.gan import diff_augment
+
+    images = torch.rand(4, 3, GAN_SIZE, GAN_SIZE, requires_grad=True)
+    out = diff_augment(images * 2 - 1)
+    assert out.shape == images.shape
+    out.sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    assert (out == 0).float().mean() > 0.2  # the cutout square (a quarter of each image) is zeroed
