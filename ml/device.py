@@ -65,10 +65,25 @@ def cpu_supports_bf16() -> bool:
     return False
 
 
+def cpu_has_amx() -> bool:
+    """True when the CPU has AMX tiles (Sapphire Rapids and later).
+
+    Measured on this project's 2-core AVX512-BF16 CPU without AMX (ResNet-50,
+    batch 32, 224 px): fp32 21.8 img/s, bf16 autocast 16.6, bf16 weights 16.5.
+    So bf16 pays off on the CPU only with AMX, and "auto" picks it only then.
+    """
+    check = getattr(getattr(torch, "cpu", None), "_is_amx_tile_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:  # pragma: no cover - very old builds
+        return False
+
+
 def resolve_precision(device: torch.device | str, precision: str = "auto") -> torch.dtype | None:
     """Map a precision name to the autocast dtype for ``device`` (``None`` = fp32).
 
-    * ``"auto"``: bf16 on CPUs with native bf16; on CUDA bf16 where the GPU
+    * ``"auto"``: bf16 on CPUs with AMX (native bf16 without AMX measured
+      slower than fp32, see ``cpu_has_amx``); on CUDA bf16 where the GPU
       supports it, else fp16; fp32 otherwise.
     * ``"fp32"``: always available.
     * ``"bf16"``: on CPU accepted everywhere (emulated where not native, which
@@ -90,7 +105,7 @@ def resolve_precision(device: torch.device | str, precision: str = "auto") -> to
         return torch.bfloat16 if name == "bf16" else torch.float16
     if device.type == "cpu":
         if name == "auto":
-            return torch.bfloat16 if cpu_supports_bf16() else None
+            return torch.bfloat16 if (cpu_supports_bf16() and cpu_has_amx()) else None
         if name == "fp16":
             raise ValueError("fp16 is for CUDA only; on the CPU use bf16 or fp32")
         return torch.bfloat16

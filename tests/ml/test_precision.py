@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from ml.device import (
+    cpu_has_amx,
     cpu_supports_bf16,
     precision_name,
     resolve_precision,
@@ -27,7 +28,7 @@ def test_fp32_is_always_available_and_means_no_autocast() -> None:
 
 
 def test_auto_on_cpu_picks_bf16_exactly_when_the_cpu_does_it_natively() -> None:
-    expected = torch.bfloat16 if cpu_supports_bf16() else None
+    expected = torch.bfloat16 if (cpu_supports_bf16() and cpu_has_amx()) else None
     assert resolve_precision(CPU, "auto") == expected
     assert resolve_precision("cpu", "bf16") == torch.bfloat16
 
