@@ -74,25 +74,13 @@ class Discriminator(nn.Module):
             *down(ndf, ndf * 2),                     # 16
             *down(ndf * 2, ndf * 4),                 # 8
             *down(ndf * 4, ndf * 8),                 # 4
+            nn.Conv2d(ndf * 8, 1, 4, 1, 0),
         )
-        self.score = nn.Conv2d(ndf * 8 + 1, 1, 4, 1, 0)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         planes = nn.functional.one_hot(labels, self.n_classes).to(images.dtype)
         planes = planes[:, :, None, None].expand(-1, -1, images.shape[2], images.shape[3])
-        features = self.net(torch.cat([images, planes], dim=1))
-        return self.score(torch.cat([features, minibatch_stddev(features)], dim=1)).flatten()
-
-
-def minibatch_stddev(features: torch.Tensor) -> torch.Tensor:
-    """One extra channel: the batch's mean feature standard deviation (Karras et al. 2018).
-
-    A batch of near-identical fakes has a tell-tale low value, so the discriminator can punish the
-    generator for ignoring its noise input (mode collapse, seen here without it: every sample of a
-    class the same image).
-    """
-    std = features.float().std(dim=0, unbiased=False).mean() if len(features) > 1 else features.new_zeros(())
-    return std.to(features.dtype).expand(features.shape[0], 1, *features.shape[2:])
+        return self.net(torch.cat([images, planes], dim=1)).flatten()
 
 
 def _init_weights(module: nn.Module) -> None:
