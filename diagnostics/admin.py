@@ -48,10 +48,20 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Make the selected model the active one for its task")
     def activate(self, request, queryset):
+        """Switch the active model (forward or back). Workers pick it up at their next batch."""
+        from django.contrib import messages
+
         from diagnostics.services.models import activate_model_version
 
-        for version in queryset:
+        versions = list(queryset)
+        tasks = [version.task for version in versions]
+        if len(tasks) != len(set(tasks)):
+            self.message_user(request, "Select one model per task: only one can be active.", messages.ERROR)
+            return
+        for version in versions:
             activate_model_version(version, actor=request.user)
+            self.message_user(request, f"{version.name} ({version.task}) is now the active model; "
+                                       "workers use it from their next batch.", messages.SUCCESS)
 
 
 @admin.register(models.Analysis)

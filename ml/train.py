@@ -185,6 +185,13 @@ def _lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def planned_epochs(epochs_done: int, epoch_seconds: float, seconds_left: float, max_epochs: int) -> int:
+    """How many epochs a run will reach: those done plus those that fit in the time left."""
+    if epoch_seconds <= 0:
+        return max_epochs
+    return max(epochs_done, min(max_epochs, epochs_done + int(seconds_left // epoch_seconds)))
+
+
 @torch.no_grad()
 def predict_loader(model: nn.Module, loader: DataLoader, device: torch.device,
                    dtype: torch.dtype | None, *, progress: bool = False,
@@ -398,10 +405,18 @@ def fit(
             say(f"early stop: no kappa gain for {config.patience} epochs (best epoch {best['epoch']})")
             stopped_early = True
             break
-        if config.time_budget_s is not None and time.monotonic() - started > config.time_budget_s:
-            say(f"time budget of {config.time_budget_s:.0f} s used up after epoch {epoch + 1}")
-            stopped_early = True
-            break
+        if config.time_budget_s is not None:
+            elapsed = time.monotonic() - started
+            epoch_seconds = elapsed / (epoch + 1 - start_epoch)
+            if elapsed + epoch_seconds > config.time_budget_s:
+                say(f"time budget of {config.time_budget_s:.0f} s: no room for another "
+                    f"{epoch_seconds:.0f} s epoch after epoch {epoch + 1}")
+                stopped_early = True
+                break
+            # Shrink the cosine schedule to the epochs that fit, so the rate has decayed by the
+            # last epoch the budget allows instead of being cut off at a high rate.
+            total_steps = min(total_steps, steps_per_epoch * planned_epochs(
+                epoch + 1, epoch_seconds, config.time_budget_s - elapsed, config.epochs))
 
     if best["state"] is not None:
         model.load_state_dict(best["state"])

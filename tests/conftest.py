@@ -26,6 +26,22 @@ def real_data() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def real_smoke_model(real_data, tmp_path_factory):
+    """A tiny subtype model trained once per session on 30 real Taleqani images per class.
+
+    Returns ``(TrainResult, checkpoint path, data folder)``. The ml smoke test checks that it
+    learnt; tests/workers/test_real_model_served.py serves it through the registry.
+    """
+    from ml.train import train
+    from tests.smoketrain import smoke_config
+
+    data = real_data / "all4class"
+    out = tmp_path_factory.mktemp("real-smoke") / "real.pt"
+    config = smoke_config(data, out, limit_per_class=30)
+    return train(config), out, data
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -48,7 +48,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="cGAN checkpoint for --balance gan (trained on the train split if omitted)")
     parser.add_argument("--gan-epochs", type=int, default=30, help="epochs of the cGAN trained for --balance gan")
     parser.add_argument("--time-budget", type=float, default=None,
-                        help="stop after the epoch that passes this many seconds (keeps the best epoch)")
+                        help="stop before an epoch that would end past this many seconds; the learning-rate "
+                             "schedule shrinks to the epochs that fit (keeps the best epoch)")
     parser.add_argument("--weights", default="imagenet", help="imagenet | PATH to a state dict | none")
     parser.add_argument("--no-binary-head", action="store_true",
                         help="do not train the ALL-vs-normal head (imagefolder with SUBTYPES only)")

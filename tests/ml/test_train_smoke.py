@@ -13,19 +13,10 @@ from PIL import Image
 from ml.checkpoint import load_checkpoint
 from ml.datasets import Split, scan_imagefolder
 from ml.labels import SUBTYPE_BINARY_MAP, SUBTYPES
-from ml.train import TrainConfig, train
+from ml.train import train
+from tests.smoketrain import smoke_config
 
 CHANCE_4_CLASSES = 0.25
-
-
-def _smoke_config(data: Path, out: Path, **overrides) -> TrainConfig:
-    settings = {
-        "data": data, "out": out, "arch": "resnet18", "weights": None, "img_size": 64, "epochs": 2, "batch_size": 8, "lr": 3e-3,
-        "val_fraction": 0.3, "test_fraction": 0.0, "progress": False, "save_state": False, "seed": 0,
-        "curve": out.with_suffix(".png"),
-    }
-    settings.update(overrides)
-    return TrainConfig(**settings)
 
 
 def _check_run(result, out: Path, data: Path) -> None:
@@ -46,10 +37,8 @@ def _check_run(result, out: Path, data: Path) -> None:
 
 
 @pytest.mark.realdata
-def test_smoke_training_on_real_subset(real_data, tmp_path):
-    data = real_data / "all4class"
-    out = tmp_path / "real.pt"
-    result = train(_smoke_config(data, out, limit_per_class=30))
+def test_smoke_training_on_real_subset(real_smoke_model):
+    result, out, data = real_smoke_model  # tests/conftest.py: smoke_config on 30 images per class
     _check_run(result, out, data)
 
 
@@ -59,7 +48,7 @@ def test_smoke_training_on_synthetic_smears(tmp_path):
 
     data = write_imagefolder(tmp_path / "smears", 20, seed=1, size=(128, 128))
     out = tmp_path / "synthetic.pt"
-    result = train(_smoke_config(data, out, epochs=6, crop_scale=(0.85, 1.0), split="random"))
+    result = train(smoke_config(data, out, epochs=6, crop_scale=(0.85, 1.0), split="random"))
     history = result.history
     assert history[-1]["train_loss"] < history[0]["train_loss"], history
     assert result.metrics["accuracy"] >= CHANCE_4_CLASSES + 0.2, result.metrics
