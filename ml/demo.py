@@ -104,7 +104,7 @@ def train_demo_cell_model(
     arch: str = "resnet18",
     img_size: int = 64,
     n_smears: int = 80,
-    epochs: int = 4,
+    epochs: int = 10,
     progress: bool = True,
     weights: str | None = None,
 ) -> Path:

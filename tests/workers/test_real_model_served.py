@@ -9,6 +9,7 @@ demo because nothing came from a demo model.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -29,14 +30,14 @@ class RealModelServedTests(BaseTestCase):
     def _real_model(self, real_smoke_model) -> None:
         _result, self.checkpoint, self.data = real_smoke_model
 
-    def held_out_images(self) -> list[bytes]:
+    def held_out_images(self) -> list[Path]:
         """One validation image per class from the checkpoint's own stored split (never trained on)."""
         _model, card = load_checkpoint(self.checkpoint)
         split = Split.from_dict(card.training["split"], scan_imagefolder(self.data, class_names=SUBTYPES))
         first_per_class = {}
         for sample in split.val:
             first_per_class.setdefault(sample.label, sample.path)
-        return [first_per_class[name].read_bytes() for name in SUBTYPES]
+        return [first_per_class[name] for name in SUBTYPES]
 
     def test_the_registered_real_model_analyses_the_next_case(self) -> None:
         demo = register_test_model(activate=True)  # the site starts on a demo model
@@ -49,7 +50,8 @@ class RealModelServedTests(BaseTestCase):
         demo.refresh_from_db()
         self.assertFalse(demo.is_active)
 
-        case = make_case(self.lab, files=self.held_out_images())
+        paths = self.held_out_images()
+        case = make_case(self.lab, files=[p.read_bytes() for p in paths], filenames=[p.name for p in paths])
         run_case_inline(case)
         self.assertEqual(case.status, CaseStatus.AWAITING_REVIEW)
         analyses = Analysis.objects.filter(image__case=case)
