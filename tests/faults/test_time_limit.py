@@ -1,7 +1,7 @@
 """An image that takes longer than the task's soft time limit fails alone,
 with the time limit as its reason; the other images of the case are analysed.
 
-The slow image is genuinely slow (a 4000 x 4000 field: decoding it, its
+The slow image is genuinely slow (a 6000 x 6000 field: decoding it, its
 full-size CAM overlay and PNG take several seconds on this CPU), not a
 test hook that sleeps. The worker uses the prefork pool: Celery enforces time
 limits only there (the solo and threads pools ignore them). Each image is its
@@ -31,7 +31,7 @@ SOFT_LIMIT_S = 3
 N_NORMAL = 3
 
 
-def slow_field_png(side: int = 4000, seed: int = 0) -> bytes:
+def slow_field_png(side: int = 6000, seed: int = 0) -> bytes:
     """A large smear-like field (pale background, many stained disks); compresses to well under the upload limit."""
     import cv2
 
