@@ -274,17 +274,23 @@ def make_lab_and_user():
     return lab, user
 
 
-def upload(lab, user, images: list[tuple[str, bytes]], accession: str):
+def upload_case(lab, user, images: list[tuple[str, bytes]], accession: str):
+    """The upload service's own call (checks, duplicate refusal, queueing); returns its UploadResult."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from diagnostics.services.upload import create_case
 
     files = [SimpleUploadedFile(name, data, content_type="image/jpeg") for name, data in images]
-    result = create_case(
+    return create_case(
         lab=lab, user=user, files=files,
         fields={"accession_number": accession, "patient_pseudonym": "P-BENCH", "specimen": "peripheral_blood",
                 "stain": "Wright-Giemsa", "clinical_note": ""},
     )
+
+
+def upload(lab, user, images: list[tuple[str, bytes]], accession: str):
+    """Upload every image as one case; any refused file ends the benchmark (its figures would be off)."""
+    result = upload_case(lab, user, images, accession)
     if result.rejected:
         raise SystemExit(f"the upload refused {len(result.rejected)} file(s): {result.rejected[0].as_dict()}")
     return result.case
@@ -476,9 +482,13 @@ def worker_processes(count: int, folder: Path, pool: str, threads: int) -> Itera
                 worker.process.wait(timeout=30)
 
 
+def torch_threads_per_worker(count: int, device: str) -> int:
+    """CPU cores shared out among ``count`` workers (one thread each when the GPU does the work)."""
+    return max(1, (os.cpu_count() or 1) // count) if device != "cuda" else 1
+
+
 def run_workers(count: int, lab, user, images, accession: str, args, env: BenchEnv) -> RunResult:
-    cores = os.cpu_count() or 1
-    threads = max(1, cores // count) if args.device != "cuda" else 1
+    threads = torch_threads_per_worker(count, args.device)
     started_workers = time.perf_counter()
     with worker_processes(count, env.folder, args.pool, threads) as workers:
         log(f"{count} worker(s): ready in {time.perf_counter() - started_workers:.1f} s (model warm; not timed), "

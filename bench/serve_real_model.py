@@ -34,30 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pipeline as bench  # noqa: E402  (bench/pipeline.py: environment, workers, upload)
 
 
-def test_split_files(checkpoint: Path, data_root: Path | None) -> tuple[list[Path], list[str], object]:
-    from ml.checkpoint import load_checkpoint
+def test_split_files(card, data_root: Path | None) -> tuple[list[Path], list[str]]:
+    """The files of the test split stored in the checkpoint's card, and their true classes."""
     from ml.datasets import Split, scan_dataset
 
-    _model, card = load_checkpoint(checkpoint)
     training = card.training or {}
     data = data_root or Path(training["data"]["root"])
     index = scan_dataset(data, training.get("layout", "imagefolder"), class_names=list(card.class_names))
     split = Split.from_dict(training["split"], index)
-    return [s.path for s in split.test], [s.label for s in split.test], card
-
-
-def unique_files(paths: list[Path], truth: list[str]) -> tuple[list[Path], list[str], int]:
-    """Drop byte-identical copies (all4class has 40 such pairs in Pro); an upload refuses them too."""
-    import hashlib
-
-    seen: set[str] = set()
-    kept: list[tuple[Path, str]] = []
-    for path, label in zip(paths, truth):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest not in seen:
-            seen.add(digest)
-            kept.append((path, label))
-    return [p for p, _ in kept], [t for _, t in kept], len(paths) - len(kept)
+    return [s.path for s in split.test], [s.label for s in split.test]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     # The fields bench/pipeline.py's environment and workers read.
     ns = argparse.Namespace(database_url=args.database_url, broker="auto", batch_size=args.batch_size, device="auto",
                             images=0, pool="solo", timeout=1800.0, arch="resnet18", input_size=224, checkpoint=None)
-    paths, truth, card = test_split_files(args.checkpoint.resolve(), args.data)
-    paths, truth, duplicates = unique_files(paths, truth)
+    from ml.checkpoint import load_checkpoint
+
+    model, card = load_checkpoint(args.checkpoint)
+    paths, truth = test_split_files(card, args.data)
     ns.images = len(paths)
     env = bench.prepare_environment(ns)
     try:
@@ -88,12 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         for note in env.notes:
             bench.log(note)
         demo, _ = bench.register_model(ns)  # an untrained demo checkpoint, active first
-        bench.log(f"test split: {len(paths)} images ({duplicates} byte-identical copies left out)")
         bench.log(f"active before: #{demo.pk} {demo.name} (demo={demo.is_demo})")
         lab, user = bench.make_lab_and_user()
         bench.purge_queues()
         images = [(p.name, p.read_bytes()) for p in paths]
-        threads = max(1, (bench.os.cpu_count() or 1) // args.workers)
+        threads = bench.torch_threads_per_worker(args.workers, ns.device)
         with bench.worker_processes(args.workers, env.folder, "solo", threads) as workers:
             out = io.StringIO()
             call_command("register_model", str(args.checkpoint.resolve()), "--activate",
@@ -102,7 +88,13 @@ def main(argv: list[str] | None = None) -> int:
                       .replace("\n", "\n  "))
             version = ModelVersion.objects.get(is_active=True, task="image")
             started = time.perf_counter()
-            case = bench.upload(lab, user, images, "REAL-MODEL-1")
+            upload = bench.upload_case(lab, user, images, "REAL-MODEL-1")
+            case = upload.case
+            refused = {r.filename: r.code for r in upload.rejected}
+            if set(refused.values()) - {"duplicate"}:
+                raise SystemExit(f"the upload refused files for other reasons: {refused}")
+            bench.log(f"test split: {len(paths)} images; the upload refused {len(refused)} byte-identical "
+                      "copies (code 'duplicate')")
             bench.wait_for_case(case, timeout=ns.timeout, workers=workers)
             wall = time.perf_counter() - started
         by_name = {}
@@ -110,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
                 "image__original_filename", "label", "model_version_id"):
             by_name[name] = (label, model_pk)
         served_by = {pk for _, pk in by_name.values()}
+        kept = [(p, t) for p, t in zip(paths, truth) if p.name not in refused]
+        paths, truth = [p for p, _ in kept], [t for _, t in kept]
         worker_labels = [by_name[p.name][0] for p in paths]
         accuracy = sum(a == b for a, b in zip(worker_labels, truth)) / len(truth)
 
-        from ml.checkpoint import load_checkpoint
         from ml.datasets import load_rgb
         from ml.predict import Predictor
 
-        model, card = load_checkpoint(args.checkpoint)
         local = [p.label for p in Predictor(model, card, device="cpu").predict([load_rgb(p) for p in paths],
                                                                                with_cam=False)]
         agree = sum(a == b for a, b in zip(worker_labels, local))
