@@ -111,9 +111,9 @@ def square_crop(rgb: np.ndarray, center_xy: tuple[float, float], side: float, si
     Resized to ``size × size`` (area averaging when shrinking) unless ``size`` is None.
     """
     h, w = rgb.shape[:2]
-    side_i = max(4, int(round(side)))
-    x0 = int(round(center_xy[0] - side_i / 2))
-    y0 = int(round(center_xy[1] - side_i / 2))
+    side_i = max(4, round(side))
+    x0 = round(center_xy[0] - side_i / 2)
+    y0 = round(center_xy[1] - side_i / 2)
     x1, y1 = x0 + side_i, y0 + side_i
     pad_l, pad_t = max(0, -x0), max(0, -y0)
     pad_r, pad_b = max(0, x1 - w), max(0, y1 - h)

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from ml.cells import CellAnalysis, CellCall, CellClassifier, aggregate, analyse_cells, cell_crops, square_crop
+from ml.cells import (
+    CellAnalysis,
+    CellCall,
+    CellClassifier,
+    aggregate,
+    analyse_cells,
+    cell_crops,
+    square_crop,
+)
 from ml.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from ml.labels import CELL_TYPES, NUCLEATED_WHITE
 from ml.models import build_model

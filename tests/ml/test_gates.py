@@ -5,15 +5,22 @@ from __future__ import annotations
 import pytest
 
 from ml.checkpoint import ModelCard
-from ml.gates import BLAST_GATES, NOT_VALIDATED_LABEL, blast_estimate_validated, blast_label, gate_reasons, is_demo_card
+from ml.gates import (
+    BLAST_GATES,
+    NOT_VALIDATED_LABEL,
+    blast_estimate_validated,
+    blast_label,
+    gate_reasons,
+    is_demo_card,
+)
 from ml.labels import CELL_TYPES
 
 PASSING = {"held_out": True, **{name: goal + 0.01 for name, goal in BLAST_GATES.items()}}
 
 
 def _card(**fields) -> ModelCard:
-    base = dict(arch="resnet18", class_names=list(CELL_TYPES), binary_map=None, input_size=128,
-                mean=[0.5] * 3, std=[0.2] * 3, task="cell")
+    base = {"arch": "resnet18", "class_names": list(CELL_TYPES), "binary_map": None, "input_size": 128,
+            "mean": [0.5] * 3, "std": [0.2] * 3, "task": "cell"}
     return ModelCard(**{**base, **fields})
 
 
