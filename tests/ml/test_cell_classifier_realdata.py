@@ -92,7 +92,7 @@ def test_classify_gives_a_differential_with_probabilities(small_cells, real_data
     from ml.imageio import load_image
 
     clf, _, _ = small_cells
-    path = sorted((real_data / "pbc_subset" / "eosinophil").glob("*.jpg"))[-1]
+    path = max((real_data / "pbc_subset" / "eosinophil").glob("*.jpg"))
     call = clf.classify([centre_crop(load_image(path))])[0]
     assert set(call["probabilities"]) == set(clf.class_names)
     assert abs(sum(call["probabilities"].values()) - 1) < 1e-4
