@@ -73,8 +73,6 @@ def test_held_out_pbc_cells_get_their_class(small_cells):
     assert len(recalled) >= 5, f"classes with at least half their held-out cells right: {recalled}"
 
 
-@pytest.mark.xfail(strict=False, reason="known miss: C-NMC blasts vs normal cells are near chance "
-                   "(out-of-fold by patient AUC 0.55, README); passes once the cell model separates them")
 def test_blasts_of_unseen_patients_score_higher_than_their_normal_cells(small_cells):
     from sklearn.metrics import roc_auc_score
 
@@ -84,6 +82,8 @@ def test_blasts_of_unseen_patients_score_higher_than_their_normal_cells(small_ce
     y = np.array([label == "blast" for label in cnmc_test.labels], int)
     assert 0 < y.sum() < len(y)
     auc = roc_auc_score(y, blast)
+    # Passes here (a head of PBC + C-NMC cells only); the full train-cells model, whose head also
+    # sees 3,576 weakly labelled all4class crops, is at chance on C-NMC out of fold (README).
     assert auc >= 0.7, f"C-NMC blast AUC on unseen patients {auc:.2f} (n={len(y)})"
 
 
