@@ -25,7 +25,7 @@ What one run does, in order, all in a database of its own:
    seeded synthetic smears (ml.synthetic, 480x640) where the data is absent.
 3. **Naive serial path** (unless ``--no-naive``): in this process, after the
    model is loaded once, the upload call and then, one image at a time, the
-   same functions the tasks run (``workers.pipeline.classify_chunk([id])``
+   same functions the tasks run (``diagnostics.pipeline.classify_chunk([id])``
    then ``segment_image``), until the case is "awaiting review".
 4. **Workers.** For each count in ``--workers``: that many worker processes
    (``celery -A marrowfind worker -Q gpu,cpu -P solo``; model warm before the
@@ -34,7 +34,7 @@ What one run does, in order, all in a database of its own:
    "awaiting review". Per-stage seconds come from the ``Analysis.timings`` and
    ``TaskRun`` rows the workers wrote; the peak resident memory of each worker
    from ``/proc/<pid>/status`` (VmHWM).
-5. **Report** (when diagnostics.services.reports is present): one draft PDF of
+5. **Report** (when reports.services is present): one draft PDF of
    the last case, timed on its own (not part of the wall time).
 
 The human-readable table comes first; the LAST line is one JSON object with
@@ -332,7 +332,7 @@ class RunResult:
 def case_figures(case) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Per-stage totals (seconds summed over images), means and p95 from Analysis.timings."""
     from diagnostics.models import Analysis
-    from diagnostics.services.monitoring import percentile_cont
+    from monitoring.services import percentile_cont
 
     values: dict[str, list[float]] = defaultdict(list)
     for timings in Analysis.objects.filter(image__case=case).values_list("timings", flat=True):
@@ -395,8 +395,8 @@ def run_naive(lab, user, images, accession: str) -> RunResult:
     """Upload, then the pipeline's own functions, one image at a time, in this process."""
     import torch
 
+    from diagnostics import model_cache, pipeline
     from diagnostics.models import ImageStatus, ModelTask
-    from workers import model_cache, pipeline
 
     loaded = time.perf_counter()
     model_cache.get(ModelTask.IMAGE)  # loaded once, before the clock, like a warm worker
@@ -504,7 +504,7 @@ def run_workers(count: int, lab, user, images, accession: str, args, env: BenchE
 
 def time_report(case, user) -> float | None:
     try:
-        from diagnostics.services.reports import create_draft_report
+        from reports.services import create_draft_report
     except ImportError:
         return None
     started = time.perf_counter()

@@ -1,5 +1,6 @@
 """The Celery application. Configuration comes from Django settings under the
-``CELERY_`` namespace (cookiecutter-django style)."""
+``CELERY_`` namespace (cookiecutter-django style); each installed app's
+``tasks.py`` is found by ``autodiscover_tasks()``."""
 
 from __future__ import annotations
 
@@ -11,3 +12,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marrowfind.settings")
 
 app = Celery("marrowfind")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

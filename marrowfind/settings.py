@@ -99,7 +99,16 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Apps by area; dependencies point down this list's layers (.importlinter):
+    # api > assistant > reports > review > accounts | instant | monitoring > diagnostics.
     "diagnostics",
+    "accounts",
+    "review",
+    "reports",
+    "assistant",
+    "instant",
+    "monitoring",
+    "api",
     "workers",
 ]
 
@@ -153,7 +162,7 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = "none"
-ACCOUNT_ADAPTER = "diagnostics.accounts.InviteOnlyAccountAdapter"
+ACCOUNT_ADAPTER = "accounts.adapter.InviteOnlyAccountAdapter"
 ACCOUNT_RATE_LIMITS = {"login_failed": "5/5m/ip,5/5m/key", "reset_password": "20/m/ip,5/m/key"}
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
@@ -254,15 +263,17 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Queue names: "gpu" = classification + CAM, "cpu" = decoding, segmentation,
 # overlays, reports; "priority" = the instant single-image check.
 CELERY_TASK_ROUTES = {
-    "workers.tasks.classify_chunk": {"queue": env_str("CLASSIFY_QUEUE", "gpu")},
-    "workers.instant_tasks.*": {"queue": "priority"},
-    "workers.*": {"queue": "cpu"},
+    "diagnostics.tasks.classify_chunk": {"queue": env_str("CLASSIFY_QUEUE", "gpu")},
+    "instant.tasks.*": {"queue": "priority"},
+    "diagnostics.tasks.*": {"queue": "cpu"},
+    "reports.tasks.*": {"queue": "cpu"},
 }
-CELERY_IMPORTS = ("workers.tasks", "workers.report_tasks", "workers.instant_tasks")
+# Each app's tasks.py is found by app.autodiscover_tasks() (marrowfind/celery.py);
+# the web side sends tasks by name through marrowfind/dispatch.py.
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stuck-images": {"task": "workers.tasks.requeue_stuck_images", "schedule": 120.0},
+    "requeue-stuck-images": {"task": "diagnostics.tasks.requeue_stuck_images", "schedule": 120.0},
 }
 STUCK_IMAGE_AFTER_S = env_int("STUCK_IMAGE_AFTER_S", 900, minimum=30)
 
@@ -298,7 +309,7 @@ REST_FRAMEWORK = {
         "upload": env_str("API_THROTTLE_UPLOAD", "120/min"),
         "token": env_str("API_THROTTLE_TOKEN", "20/hour"),
     },
-    "EXCEPTION_HANDLER": "diagnostics.api.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }

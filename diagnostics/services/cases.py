@@ -12,7 +12,6 @@ from collections import Counter
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count
 
 from diagnostics.models import (
@@ -24,6 +23,7 @@ from diagnostics.models import (
     SlideImage,
     Specimen,
 )
+from marrowfind import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +50,7 @@ def queue_case_processing(case_id: int) -> None:
     ``requeue_stuck_images`` sweeper sends the case again later.
     """
 
-    def send() -> None:
-        from workers.tasks import process_case
-
-        process_case.delay(case_id)
-
-    transaction.on_commit(send, robust=True)
+    dispatch.process_case(case_id)
 
 
 def image_stage(image: SlideImage) -> str:

@@ -12,7 +12,8 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from diagnostics.models import Analysis, CaseStatus, ImageStatus, ModelVersion, Review
+from diagnostics.models import Analysis, CaseStatus, ImageStatus, ModelVersion
+from review.models import Review
 from tests.base import BaseTestCase
 from tests.factories import (
     BatchFactory,

@@ -61,7 +61,7 @@ def make_task_run(task_name: str, *, at: datetime | None = None, seconds: float 
 
 
 def fail_image(image: SlideImage, code: str, reason: str, *, attempts: int = 1, at: datetime | None = None) -> AuditEvent:
-    """What workers.pipeline.fail_image leaves behind: the image row and its audit event."""
+    """What diagnostics.pipeline.fail_image leaves behind: the image row and its audit event."""
     SlideImage.objects.filter(pk=image.pk).update(status=ImageStatus.FAILED, error_code=code, error=reason, attempts=attempts)
     event = audit.record(AuditEvent.Verb.ANALYSIS_FAILED, actor_label="worker test", case=image.case, obj=image,
                          code=code, reason=reason, position=image.position, filename=image.original_filename)

@@ -18,17 +18,10 @@ import cv2
 import numpy as np
 from django.core.files.base import ContentFile
 
-from diagnostics.models import (
-    Analysis,
-    Case,
-    CaseStatus,
-    ImageStatus,
-    ModelVersion,
-    Review,
-    SignOut,
-)
+from diagnostics.models import Analysis, Case, CaseStatus, ImageStatus, ModelVersion
 from ml.overlay import cam_overlay, encode_png, segmentation_overlay
 from ml.segment import segment
+from review.models import Review, SignOut
 from tests.factories import (
     BatchFactory,
     CaseFactory,
@@ -174,7 +167,7 @@ def sign_out(built: BuiltCase, signer, *, reason: str = "") -> SignOut:
     own tests; the end-to-end report test goes through it."""
     from django.utils import timezone
 
-    from diagnostics.services import review as review_service
+    from review import services as review_service
 
     case = Case.objects.get(pk=built.case.pk)
     items = review_service.review_items(case)

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from diagnostics.services import reports
+from reports import services as reports
 from tests.base import BaseTestCase
 from tests.reports.builders import build_case, review, sign_out
 from tests.reports.pdftools import decode_qr, rasterise, scratch_dir

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 from django.urls import reverse
 
-from diagnostics.models import Report, ReportStatus
-from diagnostics.services import reports
+from reports import services as reports
+from reports.models import Report, ReportStatus
 from tests.base import BaseTransactionTestCase
 from tests.reports.builders import build_case, review
 from tests.reports.pdftools import (

@@ -10,8 +10,8 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from diagnostics.services import reports
-from diagnostics.views import reports as report_views
+from reports import views as report_views
+from reports import services as reports
 from tests.base import BaseTestCase
 from tests.reports.builders import build_case, review, sign_out
 

@@ -20,7 +20,8 @@ from allauth.mfa.totp.internal.auth import (
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from diagnostics.models import Analysis, CaseStatus, ImageStatus, ModelVersion, Review
+from diagnostics.models import Analysis, CaseStatus, ImageStatus, ModelVersion
+from review.models import Review
 from tests.base import PASSWORD
 from tests.factories import (
     BatchFactory,

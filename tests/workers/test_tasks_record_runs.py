@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from diagnostics import tasks
 from diagnostics.models import CaseStatus, TaskRun
 from marrowfind.celery import app
 from tests.base import BaseTestCase
 from tests.modelfixtures import register_test_model
 from tests.workers.helpers import make_case, smear_bytes
-from workers import tasks
 
 
 class EagerTaskTests(BaseTestCase):
