@@ -140,7 +140,7 @@ def _verify(path: Path) -> str | None:
     return None
 
 
-def _limit(samples: list[Sample], limit_per_class: int | None) -> list[Sample]:
+def take_per_class(samples: list[Sample], limit_per_class: int | None) -> list[Sample]:
     """Keep the first N per class *in file-number order*, so a limited set stays contiguous."""
     if limit_per_class is None:
         return samples
@@ -214,7 +214,7 @@ def scan_imagefolder(
                 continue
             samples.append(Sample(path=path, label=name, relpath=rel, number=_file_number(path.stem)))
     samples.sort(key=_sort_key)
-    samples = _limit(samples, limit_per_class)
+    samples = take_per_class(samples, limit_per_class)
     if verify:
         samples, skipped = _drop_unreadable(samples, skipped)
     _check_classes(root, class_names, samples, skipped)
@@ -268,7 +268,7 @@ def scan_cnmc(
     if not samples:
         raise DatasetError(f"no C-NMC images (UID_<patient>_..._all/_hem) found under {root}")
     samples.sort(key=lambda s: (s.label, s.group or "", s.relpath))
-    samples = _limit(samples, limit_per_class)
+    samples = take_per_class(samples, limit_per_class)
     if verify:
         samples, skipped = _drop_unreadable(samples, skipped)
     _check_classes(root, list(CNMC_CLASSES), samples, skipped)

@@ -9,89 +9,23 @@ the preprocessing the platform uses.
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    cohen_kappa_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
 
 from ml.errors import DatasetError
+from ml.metrics import (  # noqa: F401  (compute_metrics, expected_calibration_error: public API here too)
+    ECE_BINS,
+    binary_summary,
+    compute_metrics,
+    expected_calibration_error,
+    short_metrics,
+)
 
-ECE_BINS = 15
 # C-NMC names for the two classes of a cell-level (blast-or-not) model.
 CELL_LABEL_ALIASES = {"hem": "not_blast", "all": "blast"}
-
-
-def expected_calibration_error(y_true: Sequence[int], probs: np.ndarray, n_bins: int = ECE_BINS) -> float:
-    """ECE: the confidence-weighted gap between confidence and accuracy, over equal-width bins."""
-    probs = np.asarray(probs, dtype=np.float64)
-    y_true = np.asarray(y_true)
-    if len(y_true) == 0:
-        return float("nan")
-    confidence = probs.max(1)
-    correct = probs.argmax(1) == y_true
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        in_bin = bins == b
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
-
-
-def _safe(value: float) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
-def compute_metrics(y_true: Sequence[int], probs: np.ndarray, class_names: Sequence[str]) -> dict:
-    """Accuracy, weighted/macro F1, Cohen's kappa, per-class precision/recall, ECE, ROC AUC.
-
-    ``probs`` is (N, K) main-head probabilities; the prediction is its argmax. Classes absent from
-    ``y_true`` still get a row (support 0) so reports from different splits line up.
-    """
-    y_true = np.asarray(y_true, dtype=np.int64)
-    probs = np.asarray(probs, dtype=np.float64)
-    y_pred = probs.argmax(1)
-    labels = list(range(len(class_names)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0)
-    kappa = cohen_kappa_score(y_true, y_pred, labels=labels) if len(set(y_true) | set(y_pred)) > 1 else 0.0
-    metrics: dict = {
-        "n": len(y_true),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "f1_weighted": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
-        "f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "kappa": _safe(float(kappa)) or 0.0,
-        "ece": expected_calibration_error(y_true, probs),
-        "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]),
-                   "f1": float(f1[i]), "support": int(support[i])}
-            for i, name in enumerate(class_names)
-        },
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-    }
-    present = sorted(set(y_true.tolist()))
-    if len(present) >= 2:
-        if len(class_names) == 2:
-            metrics["roc_auc"] = float(roc_auc_score(y_true, probs[:, 1]))
-        elif len(present) == len(class_names):
-            metrics["roc_auc"] = float(roc_auc_score(y_true, probs, multi_class="ovr", average="macro",
-                                                     labels=labels))
-    return metrics
-
-
-def _short(metrics: dict) -> dict:
-    return {k: metrics[k] for k in ("accuracy", "f1_weighted", "kappa", "ece") if k in metrics}
 
 
 # --------------------------------------------------------------------------- data selection
@@ -119,10 +53,10 @@ def _select_samples(card, data: Path, layout: str, split: str, limit_per_class: 
         parts = Split.from_dict(stored, index)
         chosen, train = parts.part(split), parts.train
     if limit_per_class is not None:
-        from ml.datasets import _limit
+        from ml.datasets import take_per_class as limit
 
-        chosen = _limit(chosen, limit_per_class)
-        train = _limit(train, limit_per_class * 4) if train is not None else None
+        chosen = limit(chosen, limit_per_class)
+        train = limit(train, limit_per_class * 4) if train is not None else None
     if not chosen:
         raise DatasetError(f"no images to evaluate in the {split} split")
     return index, chosen, train
@@ -194,10 +128,8 @@ def evaluate_checkpoint(
     }
     report.update(compute_metrics(y, probs, class_names))
     if card.binary_map and predictions and predictions[0].all_probability is not None:
-        from ml.train import _binary_summary
-
         p_all = np.array([p.all_probability for p in predictions])
-        report["binary"] = _binary_summary(np.asarray(y), p_all, class_names, card.binary_map)
+        report["binary"] = binary_summary(np.asarray(y), p_all, class_names, card.binary_map)
         truth = np.array([card.binary_map[class_names[i]] for i in y])
         from_subtypes = np.array([card.binary_map[class_names[i]] for i in probs.argmax(1)])
         report["binary"]["accuracy_from_subtype_head"] = float((from_subtypes == truth).mean())
@@ -206,7 +138,7 @@ def evaluate_checkpoint(
         report["robustness"] = {}
         for name in tqdm(list(PERTURBATIONS), desc="robustness", leave=False, disable=not progress):
             shifted = perturb_all(images, name, seed=seed)
-            report["robustness"][name] = _short(compute_metrics(y, predictor.predict_proba(shifted),
+            report["robustness"][name] = short_metrics(compute_metrics(y, predictor.predict_proba(shifted),
                                                                 class_names))
         report["accuracy_shifted"] = report["robustness"]["stain_colour"]["accuracy"]
         report["accuracy_shifted_perturbation"] = "stain_colour (HED + HSV shift, ml.augment)"

@@ -45,6 +45,7 @@ from ml.datasets import (
 )
 from ml.errors import CheckpointError, DatasetError
 from ml.labels import CELL_CLASSES, SUBTYPE_BINARY_MAP, SUBTYPES
+from ml.metrics import binary_summary, compute_metrics, kappa_score
 
 BALANCES = ("none", "weights", "sampler", "gan")
 BINARY_LOSS_WEIGHT = 0.5  # the subtype head is the main task; the ALL-vs-normal head rides along
@@ -177,12 +178,28 @@ def _binary_targets(labels: torch.Tensor, class_names: Sequence[str],
     return lookup[labels]
 
 
-def _lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Linear warm-up, then cosine decay to 5 % of the base rate."""
-    if warmup_steps and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+def build_lr_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int,
+                       ) -> tuple[torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR]:
+    """torch's own schedulers, stepped once per batch: linear warm-up (``LinearLR``) over
+    ``warmup_steps``, then cosine decay (``CosineAnnealingLR``) to zero at ``total_steps``, chained
+    by ``SequentialLR``. Returns (the scheduler to step, its cosine part, which
+    :func:`shorten_cosine` re-targets when a time budget cuts the run short)."""
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    warmup_steps = max(1, int(warmup_steps))
+    warmup = LinearLR(optimizer, start_factor=1.0 / warmup_steps, end_factor=1.0, total_iters=warmup_steps)
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=0.0)
+    return SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps]), cosine
+
+
+def shorten_cosine(cosine: torch.optim.lr_scheduler.CosineAnnealingLR, total_steps: int,
+                   warmup_steps: int) -> None:
+    """Make the cosine part end at ``total_steps`` instead (never before the step it has reached).
+
+    ``CosineAnnealingLR.step`` is recursive (each rate derives from the previous one), so a new
+    ``T_max`` continues the curve from the current rate and reaches ``eta_min`` at the new end.
+    """
+    cosine.T_max = max(1, cosine.last_epoch, total_steps - max(1, int(warmup_steps)))
 
 
 def planned_epochs(epochs_done: int, epoch_seconds: float, seconds_left: float, max_epochs: int) -> int:
@@ -276,7 +293,7 @@ def fit(
     The best epoch (highest validation kappa, ties broken by lower validation loss) is the one
     kept. After every epoch the full state is written to ``state_path`` for ``--resume``.
     """
-    from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
+    from sklearn.metrics import accuracy_score, f1_score
     from tqdm.auto import tqdm
 
     from ml.device import autocast, precision_name, select_device
@@ -311,7 +328,7 @@ def fit(
     # rather than overwritten in the first noisy steps.
     backbone_lr = config.lr * (config.backbone_lr_scale if pretrained else 1.0)
     optimizer = torch.optim.AdamW(
-        [{"params": backbone, "base_lr": backbone_lr}, {"params": heads, "base_lr": config.lr}],
+        [{"params": backbone, "lr": backbone_lr}, {"params": heads, "lr": config.lr}],
         lr=config.lr, weight_decay=config.weight_decay,
     )
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and dtype == torch.float16)
@@ -319,6 +336,8 @@ def fit(
     steps_per_epoch = max(1, len(train_loader))
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = min(100, max(1, total_steps // 10))
+    scheduler, cosine = build_lr_scheduler(optimizer, total_steps, warmup_steps)
+    schedule_start = 0  # the global step at which the current scheduler began
     history: list[dict] = []
     best = {"kappa": -math.inf, "val_loss": math.inf, "epoch": 0, "state": None}
     start_epoch, step, bad_epochs = 0, 0, 0
@@ -332,8 +351,15 @@ def fit(
         bad_epochs = int(resume_state["bad_epochs"])
         best = {"kappa": float(resume_state["best_kappa"]), "val_loss": float(resume_state["best_val_loss"]),
                 "epoch": int(resume_state["best_epoch"]), "state": resume_state["best_state"]}
-        for group, base in zip(optimizer.param_groups, (backbone_lr, config.lr)):
-            group["base_lr"] = base
+        if "scheduler" in resume_state:
+            scheduler.load_state_dict(resume_state["scheduler"])
+        else:  # a finished checkpoint (or an old state file): a fresh schedule over the epochs left
+            for group, base in zip(optimizer.param_groups, (backbone_lr, config.lr)):
+                group["lr"] = group["initial_lr"] = base
+            left = steps_per_epoch * max(1, config.epochs - start_epoch)
+            warmup_steps = min(warmup_steps, max(1, left // 10))
+            scheduler, cosine = build_lr_scheduler(optimizer, left, warmup_steps)
+            schedule_start = step
 
     started = time.monotonic()
     stopped_early = False
@@ -346,9 +372,6 @@ def fit(
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                    disable=not config.progress)
         for images, labels in bar:
-            factor = _lr_factor(step, total_steps, warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
             images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             labels = labels.to(device, non_blocking=True)
             with autocast(device, dtype):
@@ -361,6 +384,7 @@ def fit(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            scheduler.step()
             step += 1
             running += float(loss.detach()) * len(labels)
             seen += len(labels)
@@ -372,8 +396,7 @@ def fit(
         y_pred = probs.argmax(1)
         val_loss = float(nn.functional.nll_loss(
             torch.log(torch.from_numpy(probs).clamp_min(1e-8)), torch.from_numpy(y_val).long()))
-        kappa = float(cohen_kappa_score(y_val, y_pred)) if len(set(y_val) | set(y_pred)) > 1 else 0.0
-        kappa = 0.0 if math.isnan(kappa) else kappa
+        kappa = kappa_score(y_val, y_pred)
         record = {
             "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
             "val_accuracy": float(accuracy_score(y_val, y_pred)), "val_kappa": kappa,
@@ -395,6 +418,7 @@ def fit(
         if state_path is not None:
             torch.save({
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
                 "history": history, "epoch": epoch + 1, "step": step, "bad_epochs": bad_epochs,
                 "best_kappa": best["kappa"], "best_val_loss": best["val_loss"],
                 "best_epoch": best["epoch"], "best_state": best["state"], **(extra_state or {}),
@@ -415,8 +439,11 @@ def fit(
                 break
             # Shrink the cosine schedule to the epochs that fit, so the rate has decayed by the
             # last epoch the budget allows instead of being cut off at a high rate.
-            total_steps = min(total_steps, steps_per_epoch * planned_epochs(
-                epoch + 1, epoch_seconds, config.time_budget_s - elapsed, config.epochs))
+            fits = steps_per_epoch * planned_epochs(epoch + 1, epoch_seconds,
+                                                    config.time_budget_s - elapsed, config.epochs)
+            if fits < total_steps:
+                total_steps = fits
+                shorten_cosine(cosine, total_steps - schedule_start, warmup_steps)
 
     if best["state"] is not None:
         model.load_state_dict(best["state"])
@@ -425,26 +452,13 @@ def fit(
         # --resume continues from it. The state file (4x the model) only survives interruptions.
         Path(state_path).unlink(missing_ok=True)
     probs, binary_probs, y_val = predict_loader(model, val_loader, device, dtype, desc="validate")
-    from ml.evaluate import compute_metrics
-
     val_metrics = compute_metrics(y_val, probs, class_names)
     if binary_probs is not None and binary_map:
-        val_metrics["binary"] = _binary_summary(y_val, binary_probs, class_names, binary_map)
+        val_metrics["binary"] = binary_summary(y_val, binary_probs, class_names, binary_map)
     val_metrics["split"] = "val"
     return {"history": history, "best_epoch": best["epoch"], "stopped_early": stopped_early,
             "val": val_metrics, "device": str(device), "precision": precision_name(dtype),
             "seconds": round(time.monotonic() - started, 1)}
-
-
-def _binary_summary(y: np.ndarray, p_all: np.ndarray, class_names: Sequence[str],
-                    binary_map: dict[str, int]) -> dict:
-    from sklearn.metrics import accuracy_score, roc_auc_score
-
-    truth = np.array([binary_map[class_names[i]] for i in y])
-    out = {"accuracy": float(accuracy_score(truth, p_all >= 0.5))}
-    if len(set(truth)) == 2:
-        out["roc_auc"] = float(roc_auc_score(truth, p_all))
-    return out
 
 
 def plot_curve(history: list[dict], path: Path, title: str = "") -> Path:
@@ -550,10 +564,10 @@ def train(config: TrainConfig, *, on_epoch_end: Callable[[dict], None] | None = 
                               test_fraction=config.test_fraction, seed=config.seed)
     if not split.val:
         raise DatasetError("the split left no validation images; use more data or a larger --val-fraction")
-    return _train_on_split(config, index, split, resume_state, on_epoch_end=on_epoch_end)
+    return train_on_split(config, index, split, resume_state, on_epoch_end=on_epoch_end)
 
 
-def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
+def train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
                     resume_state: dict | None = None, *,
                     on_epoch_end: Callable[[dict], None] | None = None) -> TrainResult:
     from ml.models import build_model, imagenet_normalization, input_size_for
@@ -602,10 +616,10 @@ def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
         "precision": outcome["precision"],
         "seconds": outcome["seconds"],
     }
-    return _save(model, config, class_names, binary_map, img_size, training, outcome, task="image")
+    return save_trained_model(model, config, class_names, binary_map, img_size, training, outcome, task="image")
 
 
-def _save(model: nn.Module, config: TrainConfig, class_names: Sequence[str],
+def save_trained_model(model: nn.Module, config: TrainConfig, class_names: Sequence[str],
           binary_map: dict[str, int] | None, img_size: int, training: dict, outcome: dict,
           *, task: str) -> TrainResult:
     from ml.checkpoint import ModelCard, save_checkpoint
@@ -802,14 +816,13 @@ def train_cell_model(config: TrainConfig, *, pbc_dir: Path | None = None,
         "precision": outcome["precision"],
         "seconds": outcome["seconds"],
     }
-    return _save(model, config, CELL_CLASSES, None, img_size, training, outcome, task="cell")
+    return save_trained_model(model, config, CELL_CLASSES, None, img_size, training, outcome, task="cell")
 
 
 def check_on_cnmc(model: nn.Module, cnmc_dir: Path, img_size: int, config: TrainConfig) -> dict:
     """Accuracy of a cell model on the real C-NMC single cells (all = blast, hem = normal)."""
     from ml.datasets import scan_cnmc
     from ml.device import resolve_precision, select_device
-    from ml.evaluate import compute_metrics
     from ml.models import imagenet_normalization
 
     index = scan_cnmc(cnmc_dir)
