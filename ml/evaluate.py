@@ -100,6 +100,8 @@ def evaluate_checkpoint(
     cam_examples: int = 8,
     seed: int = 0,
     progress: bool = True,
+    background: bool = True,
+    segmented: str | Path | None = None,
 ) -> dict:
     """Evaluate ``model_path`` on ``data`` and return the report dict (see module docstring)."""
     from tqdm.auto import tqdm
@@ -143,15 +145,95 @@ def evaluate_checkpoint(
         report["accuracy_shifted"] = report["robustness"]["stain_colour"]["accuracy"]
         report["accuracy_shifted_perturbation"] = "stain_colour (HED + HSV shift, ml.augment)"
 
+    swap = None
+    if background and card.task == "image" and len(set(y)) >= 2:
+        swap = background_swap_section(predictor, images, samples, y, class_names, data,
+                                       segmented=segmented, seed=seed)
+        report.update(swap.pop("report"))
+
     if shortcuts:
         report.update(_shortcut_section(samples, images, y, train_samples, class_names, card.task, seed))
 
     if plots_dir is not None:
         report["plots"] = write_plots(Path(plots_dir), y, probs, class_names, images, samples,
                                       predictor, cam_examples=cam_examples)
+        if swap is not None:
+            report["plots"].append(write_swap_grid(Path(plots_dir) / "background_swap.png", swap, images,
+                                                   y, class_names))
     report["card_val_metrics"] = {k: v for k, v in (card.metrics or {}).items()
                                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return report
+
+
+def background_swap_section(predictor, images, samples, y, class_names, data: Path, *,
+                            segmented: str | Path | None = None, seed: int = 0) -> dict:
+    """Does the label come from the white cells or from the background? (see ml.background)
+
+    Every evaluation image's white cells are pasted onto the background of an evaluation image of
+    another class (its own white cells inpainted out) and onto a neutral synthetic background.
+    ``accuracy_background_swap``: the true label survives the swap; ``follows_background``: the
+    label became the donor's class; ``accuracy_neutral_background``: on the neutral background.
+    Returns ``{"report": figures, ...arrays for the plot}``.
+    """
+    from ml.background import background_swap_set, default_segmented_root, load_masks
+
+    root = Path(segmented) if segmented is not None else default_segmented_root(data)
+    masks, sources = load_masks(images, [s.relpath for s in samples], root)
+    built = background_swap_set(images, masks, y, seed=seed)
+    if not built["index"]:
+        return {"report": {"background_swap": {"n": 0, "reason": "no image with a usable white-cell mask"}}}
+    y_arr = np.asarray(y)
+    truth = y_arr[built["index"]]
+    donor_class = y_arr[built["donor"]]
+    swapped = predictor.predict_proba(built["swapped"]).argmax(1)
+    neutral = predictor.predict_proba(built["neutral"]).argmax(1)
+    per_class = {}
+    for c, name in enumerate(class_names):
+        sel = truth == c
+        if sel.any():
+            per_class[name] = {"n": int(sel.sum()), "accuracy": float((swapped[sel] == c).mean()),
+                               "follows_background": float((swapped[sel] == donor_class[sel]).mean()),
+                               "accuracy_neutral": float((neutral[sel] == c).mean())}
+    figures = {
+        "accuracy_background_swap": float((swapped == truth).mean()),
+        "follows_background": float((swapped == donor_class).mean()),
+        "accuracy_neutral_background": float((neutral == truth).mean()),
+        "background_swap": {
+            "n": len(truth), "n_without_mask": built["n_unusable"], "mask_sources": sources,
+            "segmented_root": str(root) if root is not None else None, "per_class": per_class,
+        },
+    }
+    return {"report": figures, "built": built, "swapped_pred": swapped, "neutral_pred": neutral}
+
+
+def write_swap_grid(path: Path, swap: dict, images, y, class_names, *, n: int = 8) -> str:
+    """A PNG grid: original | donor | swapped (predicted label) | neutral (predicted label)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    built = swap["built"]
+    truth = np.asarray(y)[built["index"]]
+    rows = _spread(truth, len(class_names), n)
+    fig, axes = plt.subplots(len(rows), 4, figsize=(10, 2.6 * len(rows)), squeeze=False)
+    for r, k in enumerate(rows):
+        i, j = built["index"][k], built["donor"][k]
+        panels = [
+            (images[i], f"cells: {class_names[y[i]]}"),
+            (images[j], f"donor: {class_names[y[j]]}"),
+            (built["swapped"][k], f"swapped -> {class_names[swap['swapped_pred'][k]]}"),
+            (built["neutral"][k], f"neutral -> {class_names[swap['neutral_pred'][k]]}"),
+        ]
+        for ax, (image, title) in zip(axes[r], panels):
+            ax.imshow(image)
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return str(path)
 
 
 def _shortcut_section(samples, images, y, train_samples, class_names, task, seed) -> dict:
@@ -281,6 +363,12 @@ def format_report(report: dict) -> str:
         lines.append(f"    border colour only            {fmt(report['shortcut_baseline_accuracy'])}")
         lines.append(f"    scale-bar corner patch only   {fmt(report['corner_patch_accuracy'])}")
         lines.append(f"    majority class (chance)       {fmt(report['chance_accuracy'])}")
+    if "accuracy_background_swap" in report:
+        bs = report["background_swap"]
+        lines.append(f"  background swap (n={bs['n']}, masks {bs['mask_sources']}):")
+        lines.append(f"    accuracy, cells on another class's background  {report['accuracy_background_swap']:.4f}")
+        lines.append(f"    label follows the background                   {report['follows_background']:.4f}")
+        lines.append(f"    accuracy, cells on a neutral background        {report['accuracy_neutral_background']:.4f}")
     if "binary" in report:
         lines.append(f"  ALL vs normal (binary head) accuracy {report['binary']['accuracy']:.4f}")
     return "\n".join(lines)

@@ -91,6 +91,10 @@ class TrainConfig:
     save_state: bool = True  # write <out>.state.pt after every epoch (for --resume after a crash)
     data_label: str | None = None  # replaces the data root in the card (e.g. a temporary synthetic set)
     stain_jitter: bool = True
+    folds: int | None = None  # k-fold over contiguous blocks: test = block ``fold`` of ``folds``
+    fold: int = 0
+    background: str = "none"  # "randomise": white cells pasted on other/synthetic backgrounds
+    segmented: Path | None = None  # white-cell masks for --background (default <data>_segmented)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -105,6 +109,7 @@ class TrainConfig:
             resume=args.resume, patience=args.patience, workers=args.workers,
             limit_per_class=args.limit_per_class, curve=args.curve, device=args.device,
             precision=args.precision, progress=not args.quiet, pixels_per_micron=args.pixels_per_micron,
+            folds=args.folds, fold=args.fold, background=args.background, segmented=args.segmented,
         )
 
     def to_card(self) -> dict:
@@ -561,7 +566,8 @@ def train(config: TrainConfig, *, on_epoch_end: Callable[[dict], None] | None = 
         split = Split.from_dict(stored_split, index)
     else:
         split = split_dataset(index, config.split, val_fraction=config.val_fraction,
-                              test_fraction=config.test_fraction, seed=config.seed)
+                              test_fraction=config.test_fraction, seed=config.seed,
+                              folds=config.folds, fold=config.fold)
     if not split.val:
         raise DatasetError("the split left no validation images; use more data or a larger --val-fraction")
     return train_on_split(config, index, split, resume_state, on_epoch_end=on_epoch_end)
@@ -583,6 +589,11 @@ def train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
                                   train_transform(img_size, mean, std, stain_jitter=config.stain_jitter,
                                                   crop_scale=tuple(config.crop_scale)))
     val_ds = samples_to_dataset(split.val, class_names, eval_transform(img_size, mean, std))
+    background_info = None
+    if config.background == "randomise":
+        background_info = attach_background_randomiser(train_ds, split.train, config)
+    elif config.background != "none":
+        raise DatasetError(f"unknown background recipe {config.background!r}; choose none or randomise")
     gan_topup: dict[str, int] = {}
     balance = config.balance
     if balance == "gan":
@@ -608,6 +619,7 @@ def train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
         "split_sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "train_counts": dict(Counter(s.label for s in split.train)),
         "gan_topup": gan_topup,
+        "background": background_info,
         "config": config.to_card(),
         "history": outcome["history"],
         "best_epoch": outcome["best_epoch"],
@@ -617,6 +629,26 @@ def train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
         "seconds": outcome["seconds"],
     }
     return save_trained_model(model, config, class_names, binary_map, img_size, training, outcome, task="image")
+
+
+def attach_background_randomiser(train_ds: LabelledImages, samples: Sequence, config: TrainConfig) -> dict:
+    """``--background randomise``: the training images' white cells go on other backgrounds.
+
+    Masks come from the segmented view (``config.segmented`` or ``<data>_segmented``) with the
+    colour fallback of :func:`ml.background.cell_mask`; only training images are used, as cell
+    sources and as donor backgrounds.
+    """
+    from ml.background import BackgroundRandomiser, default_segmented_root, load_masks
+
+    root = Path(config.segmented) if config.segmented else (
+        default_segmented_root(Path(config.data)) if config.data else None)
+    images = [train_ds.image(i) for i in range(len(samples))]
+    masks, sources = load_masks(images, [s.relpath for s in samples], root)
+    randomiser = BackgroundRandomiser(images, masks, seed=config.seed)
+    train_ds.remix = randomiser
+    return {"recipe": "randomise", "segmented_root": str(root) if root else None, "mask_sources": sources,
+            "usable": int(sum(randomiser.usable)), "donor_backgrounds": len(randomiser.backgrounds),
+            "p_donor": randomiser.p_donor, "p_synthetic": randomiser.p_synthetic}
 
 
 def save_trained_model(model: nn.Module, config: TrainConfig, class_names: Sequence[str],
