@@ -408,9 +408,9 @@ def gan_ablation(
     from ml.augment import eval_transform
     from ml.datasets import samples_to_dataset, scan_dataset, split_dataset
     from ml.device import resolve_precision, select_device
-    from ml.evaluate import compute_metrics
+    from ml.metrics import compute_metrics
     from ml.models import imagenet_normalization, input_size_for
-    from ml.train import TrainConfig, _train_on_split, predict_loader
+    from ml.train import TrainConfig, predict_loader, train_on_split
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -428,7 +428,7 @@ def gan_ablation(
             limit_per_class=limit_per_class, device=device, progress=progress,
             gan_model=Path(gan_model) if gan_model else None, gan_epochs=gan_epochs, **train_kwargs,
         )
-        result = _train_on_split(config, index, split)
+        result = train_on_split(config, index, split)
         from ml.checkpoint import load_checkpoint
 
         model, _card = load_checkpoint(result.checkpoint)

@@ -58,7 +58,7 @@ def gaussian_cam(size: int, seed: int) -> np.ndarray:
 
 def validation_metrics(seed: int = 0) -> dict:
     """Metrics as the training run records them, computed by ml.evaluate on a seeded toy split."""
-    from ml.evaluate import compute_metrics
+    from ml.metrics import compute_metrics
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, len(CLASSES), 80)
