@@ -45,6 +45,7 @@ from diagnostics import access, audit
 from diagnostics.models import AuditEvent, Case, CaseStatus, ModelVersion
 from diagnostics.services import cases as case_service
 from diagnostics.services import upload as upload_service
+from diagnostics.services.case_record import case_figures
 from diagnostics.views import protected_media
 from reports import services as report_service
 from reports.models import ReportStatus
@@ -489,7 +490,7 @@ class CaseSummaryView(ApiView):
         tags=["cases"],
     )
     def get(self, request, pk: int):
-        return Response(s.summary_payload(review_service.case_figures(self.get_case())))
+        return Response(s.summary_payload(case_figures(self.get_case())))
 
 
 def _pdf_response(report, *, status_code: int = 200) -> HttpResponse:

@@ -91,7 +91,7 @@ def image_blasts(facts: CaseFacts, image: ImageFacts, parsed: ParsedQuestion, kb
         wbc = image.counts.get("wbc", 0)
         share = f" ({100 * image.blasts / wbc:.1f}% of its {wbc} white cells)" if wbc else ""
         text = f"Image {image.position} ({image.filename}) has {image.blasts} blast(s){share}, counted by the cell-level blast model [F]."
-    return text, []
+    return text + _demo_note(facts), []
 
 
 def image_why(facts: CaseFacts, image: ImageFacts, parsed: ParsedQuestion, kb: KnowledgeBase) -> AnswerParts:
@@ -134,7 +134,7 @@ def image_counts(facts: CaseFacts, image: ImageFacts, parsed: ParsedQuestion, kb
     sources = []
     if image.segmentation_overlay_url:
         sources.append({"type": "overlay", "label": f"Segmentation overlay of image {image.position}", "url": image.segmentation_overlay_url})
-    return text, sources
+    return text + _demo_note(facts), sources
 
 
 def image_overview(facts: CaseFacts, image: ImageFacts, parsed: ParsedQuestion, kb: KnowledgeBase) -> AnswerParts:
@@ -238,7 +238,7 @@ def case_blasts(facts: CaseFacts) -> str:
     if s.get("blasts") is None:
         return f"Case {facts.accession}: blasts were not determined (no cell-level blast model ran); this does not mean zero blasts [F]."
     per_image = [f"image {i.position}: {i.blasts}" for i in facts.analysed if i.blasts is not None]
-    return f"Case {facts.accession}: {blast_line(facts)} Per image: {'; '.join(per_image)} [F]."
+    return f"Case {facts.accession}: {blast_line(facts)} Per image: {'; '.join(per_image)} [F]." + _demo_note(facts)
 
 
 def case_cells(facts: CaseFacts) -> str:
@@ -246,6 +246,7 @@ def case_cells(facts: CaseFacts) -> str:
     return (
         f"Case {facts.accession}: {s.get('cells', 0)} cells counted in {s.get('analysed', len(facts.analysed))} analysed image(s): "
         f"{s.get('wbc', 0)} white cells, {s.get('rbc', 0)} red cells and {s.get('platelet', 0)} platelets [F]."
+        + _demo_note(facts)
     )
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from diagnostics.models import Case, ImageStatus
+from diagnostics.services.case_record import case_figures
+from diagnostics.services.models import is_demo_version
 from ml.labels import display_name
 from review import services as review_service
 
@@ -156,7 +158,7 @@ def case_facts(case: Case) -> CaseFacts:
                     analysis.segmentation_overlay.url if analysis and analysis.segmentation_overlay else None
                 ),
                 model_name=analysis.model_version.name if analysis else None,
-                model_demo=bool(analysis and analysis.model_version.is_demo),
+                model_demo=bool(analysis) and (is_demo_version(analysis.model_version) or is_demo_version(analysis.cell_model_version)),
             )
         )
     return CaseFacts(
@@ -166,7 +168,7 @@ def case_facts(case: Case) -> CaseFacts:
         stain=case.stain,
         status=case.get_status_display(),
         images=images,
-        summary=review_service.case_figures(case),
+        summary=case_figures(case),
         reviewed=progress.reviewed,
         unidentified=progress.unidentified,
         distribution=dict(progress.distribution),

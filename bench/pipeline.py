@@ -332,7 +332,7 @@ class RunResult:
 def case_figures(case) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Per-stage totals (seconds summed over images), means and p95 from Analysis.timings."""
     from diagnostics.models import Analysis
-    from monitoring.services import percentile_cont
+    from monitoring.timings import percentile_cont
 
     values: dict[str, list[float]] = defaultdict(list)
     for timings in Analysis.objects.filter(image__case=case).values_list("timings", flat=True):
@@ -386,6 +386,24 @@ def peak_rss_mb(pid: int) -> float:
             if int(fields[1]) == pid:
                 children.append(int(stat.split("/")[2]))
     return round(hwm(pid) + max((hwm(c) for c in children), default=0.0), 1)
+
+
+# --------------------------------------------------------------------------- the analysis alone
+
+
+def run_analysis_only(images) -> dict[str, float]:
+    """``ml.analysis.analyse_image`` (the unit the pipeline and the instant check run)
+    on every image in this process with the warm active models: no database, no
+    broker. Seconds in all and per image; the floor the pipeline adds its overhead to."""
+    from diagnostics import model_cache
+    from ml.analysis import analyse_image
+
+    active = model_cache.active_models()
+    started = time.perf_counter()
+    for name, data in images:
+        analyse_image(data, active.models, filename=name)
+    seconds = time.perf_counter() - started
+    return {"wall_s": round(seconds, 3), "per_image_s": round(seconds / max(len(images), 1), 4)}
 
 
 # --------------------------------------------------------------------------- the naive path
@@ -503,10 +521,8 @@ def run_workers(count: int, lab, user, images, accession: str, args, env: BenchE
 
 
 def time_report(case, user) -> float | None:
-    try:
-        from reports.services import create_draft_report
-    except ImportError:
-        return None
+    from reports.services import create_draft_report
+
     started = time.perf_counter()
     try:
         create_draft_report(case, user)
@@ -584,6 +600,10 @@ def main(argv: list[str] | None = None) -> int:
 
         results: list[RunResult] = []
         naive = run_naive(lab, user, images, "BENCH-NAIVE") if args.naive else None
+        analysis_only = run_analysis_only(images) if args.naive else None
+        if analysis_only:
+            log(f"analyse_image alone (no database, no broker): {analysis_only['wall_s']:.2f} s, "
+                f"{analysis_only['per_image_s']:.3f} s per image")
         if naive:
             results.append(naive)
         for count in counts:
@@ -606,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall_s": best.wall_s,
             "images_per_min": round(best.images_per_min, 1),
             "naive_wall_s": naive.wall_s if naive else None,
+            "analyse_image_s": analysis_only,
             "speedup": speedup,
             "workers": {str(c): {"wall_s": r.wall_s, "images_per_min": round(r.images_per_min, 1),
                                  "peak_rss_mb": r.peak_rss_mb, "torch_threads": r.torch_threads}

@@ -74,27 +74,38 @@ class ModelCache:
         return version, held.predictor
 
     def _load(self, version: ModelVersion) -> LoadedModel:
-        from ml.predict import Predictor
+        from ml.checkpoint import file_sha256
+        from ml.labels import CELL_TYPES
 
         started = time.perf_counter()
-        predictor = Predictor.from_checkpoint(
-            version.checkpoint_path,
-            device=settings.INFERENCE_DEVICE,
-            precision=settings.INFERENCE_PRECISION,
-            low_confidence_threshold=settings.LOW_CONFIDENCE_THRESHOLD,
-            cam_method=settings.CAM_METHOD,
-            batch_size=settings.WORKER_BATCH_SIZE,
-        )
-        if predictor.sha256 != version.sha256:
+        if version.task == ModelTask.CELL and set(version.class_names) <= set(CELL_TYPES):
+            # A cell-type model (a differential): ml.cells runs it on the white-cell crops.
+            from ml.cells import CellClassifier
+
+            predictor = CellClassifier.load(version.checkpoint_path, batch_size=settings.WORKER_BATCH_SIZE)
+            loaded_sha, where = file_sha256(version.checkpoint_path), "cpu"
+        else:
+            from ml.predict import Predictor
+
+            predictor = Predictor.from_checkpoint(
+                version.checkpoint_path,
+                device=settings.INFERENCE_DEVICE,
+                precision=settings.INFERENCE_PRECISION,
+                low_confidence_threshold=settings.LOW_CONFIDENCE_THRESHOLD,
+                cam_method=settings.CAM_METHOD,
+                batch_size=settings.WORKER_BATCH_SIZE,
+            )
+            loaded_sha, where = predictor.sha256, f"{predictor.device}/{predictor.precision}"
+        if loaded_sha != version.sha256:
             raise ModelFileChangedError(
-                f"{version.checkpoint_path} has SHA-256 {predictor.sha256}, but model version {version.pk} "
+                f"{version.checkpoint_path} has SHA-256 {loaded_sha}, but model version {version.pk} "
                 f"was registered with {version.sha256}: register the new file instead of replacing it"
             )
         seconds = time.perf_counter() - started
         self.loads += 1
         logger.info(
-            "loaded %s model %s (%s, sha %s) on %s/%s in %.2f s",
-            version.task, version.name, version.arch, version.short_sha, predictor.device, predictor.precision, seconds,
+            "loaded %s model %s (%s, sha %s) on %s in %.2f s",
+            version.task, version.name, version.arch, version.short_sha, where, seconds,
         )
         return LoadedModel(version_id=version.pk, sha256=version.sha256, predictor=predictor, load_seconds=seconds)
 
@@ -121,19 +132,32 @@ def get(task: str = ModelTask.IMAGE, *, fallback_version_id: int | None = None) 
     return cache.get(task, fallback_version_id=fallback_version_id)
 
 
-def blast_probability_fn(predictor: Any):
-    """Adapt a cell-model Predictor to ``ml.segment.classify_blasts``: (N, 2) [not_blast, blast]
-    columns, whatever order the checkpoint lists its classes in."""
-    import numpy as np
+@dataclass(frozen=True)
+class Active:
+    """The active models as ``ml.analysis`` takes them, and their registry rows."""
 
-    names = list(predictor.class_names)
-    if "blast" not in names:
-        raise ValueError(f"cell model classes {names} have no 'blast' class")
-    blast = names.index("blast")
+    models: Any  # ml.analysis.ActiveModels
+    image_version: ModelVersion | None
+    cell_version: ModelVersion | None
 
-    def predict_proba(crops):
-        proba = np.asarray(predictor.predict_proba(crops), dtype=np.float64)
-        p_blast = proba[:, blast] if len(proba) else np.zeros(0)
-        return np.stack([1.0 - p_blast, p_blast], axis=1) if len(proba) else np.zeros((0, 2))
 
-    return predict_proba
+def active_models(*, image: bool = True, fallback_version_id: int | None = None) -> Active:
+    """The warm active models of this process for :func:`ml.analysis.analyse_image` (and its halves),
+    with the pipeline's settings. ``image=False`` skips the image model (the segmentation stage)."""
+    from ml.analysis import ActiveModels
+    from ml.segment import SegmentParams
+
+    image_loaded = get(ModelTask.IMAGE, fallback_version_id=fallback_version_id) if image else None
+    cell_loaded = get(ModelTask.CELL)
+    models = ActiveModels(
+        image=image_loaded[1] if image_loaded else None,
+        cells=cell_loaded[1] if cell_loaded else None,
+        segment_params=SegmentParams(pixels_per_micron=settings.PIXELS_PER_MICRON),
+        low_confidence=settings.LOW_CONFIDENCE_THRESHOLD,
+        max_pixels=settings.MAX_IMAGE_PIXELS,
+    )
+    return Active(
+        models=models,
+        image_version=image_loaded[0] if image_loaded else None,
+        cell_version=cell_loaded[0] if cell_loaded else None,
+    )

@@ -214,6 +214,16 @@ class Analysis(models.Model):
     cell_counts = models.JSONField(default=dict, help_text='{"wbc": n, "rbc": n, "platelet": n}')
     blasts = models.PositiveIntegerField(null=True, blank=True, help_text="None = not determined")
     cells = models.JSONField(default=list, blank=True, help_text="Per-cell summary from the segmentation")
+    # The cell-type model's calls, summed (ml.cells.CellAnalysis): {"blast": n, "lymphocyte": n, ...};
+    # empty without a cell-type model. One Cell row per white cell holds each call.
+    differential = models.JSONField(default=dict, blank=True)
+    nucleated = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Nucleated white cells the cell-type model counted (the blast % denominator)"
+    )
+    # ml.scope.check_scope of the image against the image model's training data.
+    in_scope = models.BooleanField(default=True)
+    scope_code = models.CharField(max_length=40, blank=True)
+    scope_reason = models.TextField(blank=True)
     timings = models.JSONField(default=dict, help_text="Seconds per pipeline stage")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -226,6 +236,30 @@ class Analysis(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image} -> {self.label}"
+
+
+class Cell(models.Model):
+    """One white cell of an analysed image: where it is and what the cell model called it.
+
+    Written once per analysis by the pipeline (``bulk_create``); a reviewer's
+    reclassification is a separate row that points here, so the AI call stays."""
+
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="cell_calls")
+    index = models.PositiveIntegerField(help_text="The segmentation's 1-based cell number (drawn on the overlay)")
+    kind = models.CharField(max_length=16, default="wbc")
+    bbox = models.JSONField(help_text="[x0, y0, x1, y1] in image pixels, x1/y1 exclusive")
+    contour = models.JSONField(null=True, blank=True, help_text="Outline [[x, y], ...] in image pixels")
+    ai_label = models.CharField(max_length=40, blank=True, help_text="The cell model's class; empty = not classified")
+    probabilities = models.JSONField(default=dict, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    low_confidence = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["analysis", "index"]
+        constraints = [models.UniqueConstraint(fields=["analysis", "index"], name="one_cell_per_analysis_and_index")]
+
+    def __str__(self) -> str:
+        return f"cell {self.index} of analysis {self.analysis_id}: {self.ai_label or 'unclassified'}"
 
 
 class AuditEvent(models.Model):

@@ -40,7 +40,6 @@ import logging
 import posixpath
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -50,7 +49,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import DatabaseError, transaction
-from django.db.models import DateTimeField, Exists, F, OuterRef, Q, Value
+from django.db.models import Count, DateTimeField, Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -60,8 +59,8 @@ from diagnostics.models import (
     AuditEvent,
     Case,
     CaseStatus,
+    Cell,
     ImageStatus,
-    ModelTask,
     ModelVersion,
     SlideImage,
 )
@@ -71,6 +70,7 @@ from diagnostics.services.cases import (
     STAGE_SEGMENT,
     summarise_case,
 )
+from ml.analysis import StageTimer, analyse_cells_of, classify_images
 
 logger = logging.getLogger(__name__)
 
@@ -97,24 +97,6 @@ __all__ = [
 # --------------------------------------------------------------------------- small helpers
 
 
-class StageTimer:
-    """Adds up wall-clock seconds per pipeline stage (``with timer("decode"): ...``)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextlib.contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] += time.perf_counter() - started
-
-    def as_dict(self) -> dict[str, float]:
-        return {stage: round(value, 4) for stage, value in self.seconds.items()}
-
-
 def claim_token(task_id: str | None, worker: str = "") -> str:
     """``"<task id>@<worker>"``: the task id part lets a retry of the same task re-take its claims."""
     return f"{task_id or 'inline-' + uuid.uuid4().hex}@{worker or 'local'}"[:200]
@@ -134,9 +116,18 @@ def _stored_basename(image: SlideImage) -> str:
     return posixpath.basename(image.file.name)
 
 
+def _slow_step_for_tests(image: SlideImage) -> None:
+    """A controllable slow step (tests only): the image named by ``PIPELINE_SLOW_IMAGE``
+    waits until the soft time limit interrupts it, whatever the machine's speed."""
+    if settings.PIPELINE_SLOW_IMAGE and image.original_filename == settings.PIPELINE_SLOW_IMAGE:
+        while True:
+            time.sleep(0.05)
+
+
 def _read_image(image: SlideImage):
     from ml.imageio import load_image
 
+    _slow_step_for_tests(image)
     with image.file.open("rb") as handle:
         data = handle.read()
     return load_image(data, filename=_stored_basename(image), max_pixels=settings.MAX_IMAGE_PIXELS)
@@ -310,12 +301,11 @@ def classify_chunk(
     sends ``segment_image`` from it).
     """
     from ml.errors import ImageLoadError
-    from ml.overlay import cam_overlay, encode_png
 
     token = token or claim_token(None)
     outcome = ChunkOutcome()
     timer = StageTimer()
-    loaded = model_cache.get(ModelTask.IMAGE, fallback_version_id=model_version_id)
+    active = model_cache.active_models(fallback_version_id=model_version_id)
     with timer("db"):
         claimed = claim_for_classification(image_ids, token)
         images = {image.pk: image for image in SlideImage.objects.filter(pk__in=claimed).select_related("case")}
@@ -325,13 +315,13 @@ def classify_chunk(
         return outcome
     claim_share = timer.seconds["db"] / len(claimed)
     outcome.case_ids = {image.case_id for image in images.values()}
-    if loaded is None:
+    if active.image_version is None:
         for case_id in outcome.case_ids:
             fail_case_without_model(case_id, actor_label=actor_label)
         outcome.failed = list(claimed)
         outcome.error = "no active image model"
         return outcome
-    version, predictor = loaded
+    version = active.image_version
     outcome.model_version_id = version.pk
     if model_version_id is not None and model_version_id != version.pk:
         logger.info("chunk sent for model %s runs on the now active model %s", model_version_id, version.pk)
@@ -362,21 +352,17 @@ def classify_chunk(
             per_image[image_id] = {"decode": time.perf_counter() - started, "db": claim_share}
 
         ready = [image_id for image_id in claimed if image_id in arrays]
-        predictions = _predict_isolating_failures(predictor, ready, arrays, timer, per_image)
+        classified = _classify_isolating_failures(active.models, ready, arrays, timer, per_image)
         for image_id in ready:
-            prediction = predictions.get(image_id)
-            if isinstance(prediction, str):
-                fail_image(image_id, "analysis_error", prediction, token=token, actor_label=actor_label, model_version=version)
+            classification = classified.get(image_id)
+            if isinstance(classification, str):
+                fail_image(image_id, "analysis_error", classification, token=token, actor_label=actor_label, model_version=version)
                 outcome.failed.append(image_id)
                 pending.discard(image_id)
                 continue
-            started = time.perf_counter()
-            with timer("overlays"):
-                png = encode_png(cam_overlay(arrays[image_id], prediction.cam)) if prediction.cam is not None else None
-            per_image[image_id]["overlays"] = time.perf_counter() - started
             arrays.pop(image_id)  # free the pixels as soon as they are no longer needed
             with timer("db"):
-                analysis_id = _save_classification(images[image_id], version, prediction, png, token, per_image[image_id])
+                analysis_id = _save_classification(images[image_id], version, classification, token, per_image[image_id])
             pending.discard(image_id)
             if analysis_id is not None:
                 outcome.analysed.append(analysis_id)
@@ -399,16 +385,15 @@ def classify_chunk(
     return outcome
 
 
-def _predict_isolating_failures(predictor, ready: list[int], arrays: dict[int, Any], timer: StageTimer, per_image):
-    """Predictions by image id: the whole chunk in one batch; if the batch
-    raises, one image at a time, and an image that still raises gets its
-    error message instead of a prediction."""
+def _classify_isolating_failures(models, ready: list[int], arrays: dict[int, Any], timer: StageTimer, per_image):
+    """``ml.analysis.classify_images`` results by image id: the whole chunk in
+    one batch; if the batch raises, one image at a time, and an image that
+    still raises gets its error message instead of a result."""
     if not ready:
         return {}
     started = time.perf_counter()
     try:
-        with timer("classify_cam"):
-            results = predictor.predict([arrays[image_id] for image_id in ready], with_cam=True)
+        results = classify_images([arrays[image_id] for image_id in ready], models, timer=timer)
         share = (time.perf_counter() - started) / len(ready)
         for image_id in ready:
             per_image[image_id]["classify_cam"] = share
@@ -417,21 +402,20 @@ def _predict_isolating_failures(predictor, ready: list[int], arrays: dict[int, A
         raise
     except Exception:  # any model error: run the images one by one to isolate the one that causes it
         logger.warning("batch prediction failed; running the %d images one by one", len(ready), exc_info=True)
-    predictions: dict[int, Any] = {}
+    classified: dict[int, Any] = {}
     for image_id in ready:
         started = time.perf_counter()
         try:
-            with timer("classify_cam"):
-                predictions[image_id] = predictor.predict([arrays[image_id]], with_cam=True)[0]
+            classified[image_id] = classify_images([arrays[image_id]], models, timer=timer)[0]
         except (SoftTimeLimitExceeded, MemoryError) + TRANSIENT_DB_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 (this image breaks the model: it fails alone, with the error)
-            predictions[image_id] = f"The model could not analyse this image ({exc.__class__.__name__}: {exc})"[:500]
+            classified[image_id] = f"The model could not analyse this image ({exc.__class__.__name__}: {exc})"[:500]
         per_image[image_id]["classify_cam"] = time.perf_counter() - started
-    return predictions
+    return classified
 
 
-def _save_classification(image: SlideImage, version: ModelVersion, prediction, png: bytes | None, token: str, timings) -> int | None:
+def _save_classification(image: SlideImage, version: ModelVersion, classification, token: str, timings) -> int | None:
     """Write the Analysis (get_or_create on the unique (image, model_version)) and
     hand the image on to segmentation, in one transaction. Returns the Analysis id,
     or None when this token lost its claim meanwhile (the sweeper gave it away).
@@ -439,6 +423,7 @@ def _save_classification(image: SlideImage, version: ModelVersion, prediction, p
     ``timings["db"]`` is the measured database time of this image up to the
     ``get_or_create``; the last writes of a transaction cannot time themselves
     and are in the TaskRun's task-level timings."""
+    prediction, png, scope = classification.prediction, classification.cam_png, classification.scope
     written: list[str] = []
     started = time.perf_counter()
     with _delete_on_error(written), transaction.atomic():
@@ -451,6 +436,9 @@ def _save_classification(image: SlideImage, version: ModelVersion, prediction, p
                 "confidence": prediction.confidence,
                 "low_confidence": prediction.low_confidence,
                 "all_probability": prediction.all_probability,
+                "in_scope": scope.in_scope,
+                "scope_code": scope.code[:40],
+                "scope_reason": scope.reason,
             },
         )
         update_fields = []
@@ -505,8 +493,6 @@ def segment_image(analysis_id: int, *, token: str | None = None, actor_label: st
     active cell model), draw the overlay, mark the image done and finalize the
     case if it was the last one."""
     from ml.errors import ImageLoadError
-    from ml.overlay import encode_png, segmentation_overlay
-    from ml.segment import SegmentParams, classify_blasts, segment
 
     token = token or claim_token(None)
     outcome = SegmentOutcome()
@@ -530,15 +516,8 @@ def segment_image(analysis_id: int, *, token: str | None = None, actor_label: st
             reason = f"The stored file could not be read ({exc.__class__.__name__})."
             return _segment_failed(outcome, image, "missing_file", reason, token, actor_label, analysis, timer)
         try:
-            with timer("segmentation"):
-                result = segment(pixels, SegmentParams(pixels_per_micron=settings.PIXELS_PER_MICRON))
-                cell_version = None
-                cell_model = model_cache.get(ModelTask.CELL)
-                if cell_model is not None:
-                    cell_version, cell_predictor = cell_model
-                    result = classify_blasts(pixels, result, model_cache.blast_probability_fn(cell_predictor))
-            with timer("overlays"):
-                png = encode_png(segmentation_overlay(pixels, result))
+            active = model_cache.active_models(image=False)
+            result = analyse_cells_of(pixels, active.models, timer=timer)
         except (SoftTimeLimitExceeded, MemoryError) + TRANSIENT_DB_ERRORS:
             raise
         except Exception as exc:
@@ -547,7 +526,7 @@ def segment_image(analysis_id: int, *, token: str | None = None, actor_label: st
             return _segment_failed(outcome, image, "segmentation_error", reason, token, actor_label, analysis, timer)
         del pixels
         save_started, db_before = time.perf_counter(), timer.seconds["db"]
-        outcome.state = _save_segmentation(analysis, result, cell_version, png, token, timer, actor_label)
+        outcome.state = _save_segmentation(analysis, result, active.cell_version, token, timer, actor_label)
         # For the task-level timings the whole save counts, its last writes included.
         timer.seconds["db"] = db_before + (time.perf_counter() - save_started)
     except SoftTimeLimitExceeded:
@@ -570,7 +549,33 @@ def _segment_failed(outcome, image, code, reason, token, actor_label, analysis, 
     return outcome
 
 
-def _save_segmentation(analysis: Analysis, result, cell_version, png: bytes, token: str, timer: StageTimer, actor_label: str) -> str:
+def _cell_rows(analysis: Analysis, result) -> list[Cell]:
+    """One Cell row per white cell: its call by the cell-type model when there is
+    one; with a blast-or-not model only "blast" is a call; without a cell model none."""
+    calls = {call.index: call for call in result.cells.cells} if result.cells is not None else {}
+    rows = []
+    for cell in result.segmentation.cells:
+        if cell.kind != "wbc":
+            continue
+        r0, c0, r1, c1 = cell.bbox
+        call = calls.get(cell.index)
+        if call is not None:
+            label, probabilities, confidence, low = call.label, call.probabilities, call.confidence, call.low_confidence
+            contour = [list(point) for point in call.contour] if call.contour else None
+        elif cell.blast_probability is not None:
+            label = "blast" if cell.is_blast else ""
+            probabilities, confidence, low, contour = {"blast": round(cell.blast_probability, 6)}, None, False, None
+        else:
+            label, probabilities, confidence, low, contour = "", {}, None, False, None
+        rows.append(Cell(
+            analysis=analysis, index=cell.index, kind=cell.kind, bbox=[int(c0), int(r0), int(c1), int(r1)],
+            contour=contour, ai_label=label, probabilities=probabilities, confidence=confidence, low_confidence=low,
+        ))
+    return rows
+
+
+def _save_segmentation(analysis: Analysis, result, cell_version, token: str, timer: StageTimer, actor_label: str) -> str:
+    segmentation, png = result.segmentation, result.overlay_png
     image = analysis.image
     written: list[str] = []
     with _delete_on_error(written), transaction.atomic():
@@ -584,17 +589,24 @@ def _save_segmentation(analysis: Analysis, result, cell_version, png: bytes, tok
         for stage, seconds in timer.as_dict().items():
             timings[stage] = round(timings.get(stage, 0.0) + seconds, 4)
         timings["total"] = round(sum(timings.get(stage, 0.0) for stage in STAGES), 4)
-        analysis.cell_counts = dict(result.counts)
-        analysis.blasts = result.blasts
-        analysis.cells = [cell.to_dict() for cell in result.cells]
+        analysis.cell_counts = dict(segmentation.counts)
+        analysis.blasts = segmentation.blasts
+        analysis.cells = [cell.to_dict() for cell in segmentation.cells]
         analysis.cell_model_version = cell_version
+        analysis.differential = dict(result.cells.counts) if result.cells is not None else {}
+        analysis.nucleated = result.cells.nucleated if result.cells is not None else None
+        Cell.objects.filter(analysis=analysis).delete()  # a re-run replaces the calls of the run it repeats
+        Cell.objects.bulk_create(_cell_rows(analysis, result))
         analysis.timings = timings
         if analysis.segmentation_overlay:
             analysis.segmentation_overlay.delete(save=False)
         analysis.segmentation_overlay.save("segmentation.png", ContentFile(png), save=False)
         written.append(analysis.segmentation_overlay.name)
         analysis.save(
-            update_fields=["cell_counts", "blasts", "cells", "cell_model_version", "timings", "segmentation_overlay"]
+            update_fields=[
+                "cell_counts", "blasts", "cells", "cell_model_version", "differential", "nucleated", "timings",
+                "segmentation_overlay",
+            ]
         )
         audit.record(
             AuditEvent.Verb.ANALYSED,
@@ -670,6 +682,8 @@ class RequeuePlan:
     cases: list[int] = field(default_factory=list)  # send process_case (queued images to (re)send)
     segment: list[int] = field(default_factory=list)  # Analysis ids to send to segment_image again
     failed: list[int] = field(default_factory=list)  # images given up on
+    # (case id, signer id, sign-out version) of signed cases whose final report is missing
+    reports: list[tuple[int, int | None, int]] = field(default_factory=list)
 
 
 def requeue_stuck_images(now=None) -> RequeuePlan:
@@ -722,4 +736,23 @@ def requeue_stuck_images(now=None) -> RequeuePlan:
     plan.cases = sorted(requeued_cases | set(lost.values_list("case_id", flat=True)))
     for case_id in {c for c in SlideImage.objects.filter(pk__in=plan.failed).values_list("case_id", flat=True)}:
         finalize_case_if_complete(case_id, actor_label="sweeper")
+    plan.reports = signed_cases_without_report(stale)
     return plan
+
+
+def signed_cases_without_report(signed_before) -> list[tuple[int, int | None, int]]:
+    """Cases signed out before ``signed_before`` that have no final (or superseded)
+    report of their current sign-out version: the report task was never sent
+    (the broker was down at sign-out) or its message was lost. Nothing signed is
+    left without its PDF: the sweeper sends these again (the task is idempotent).
+
+    Reports are the reports app's rows; the core counts them through the
+    ``Case.reports`` reverse relation and never imports that app."""
+    made = Count("reports", filter=Q(reports__version=F("sign_out_version")) & ~Q(reports__status="draft"))
+    missing = (
+        Case.objects.filter(status=CaseStatus.SIGNED_OUT, sign_out_version__gte=1, signed_out_at__lt=signed_before)
+        .annotate(made=made)
+        .filter(made=0)
+        .order_by("pk")
+    )
+    return [(case.pk, case.signed_out_by_id, case.sign_out_version) for case in missing.only("pk", "signed_out_by", "sign_out_version")]

@@ -39,6 +39,7 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from diagnostics import pipeline
 from diagnostics.models import Case, TaskRun
+from marrowfind import dispatch
 from marrowfind.celery import app
 
 logger = logging.getLogger(__name__)
@@ -186,10 +187,14 @@ def requeue_stuck_images(self) -> dict[str, int]:
             process_case.delay(case_id)
         for analysis_id in plan.segment:
             segment_image.delay(analysis_id)
+        for case_id, signer_id, version in plan.reports:
+            dispatch.send(dispatch.RENDER_FINAL_REPORT, case_id, signer_id, version)
         run.image_count = len(plan.segment) + len(plan.failed)
-        if plan.cases or plan.segment or plan.failed:
+        if plan.cases or plan.segment or plan.failed or plan.reports:
             logger.warning(
-                "sweeper: re-sent %d case(s), %d segmentation(s); gave up on %d image(s) (stale after %d s)",
-                len(plan.cases), len(plan.segment), len(plan.failed), settings.STUCK_IMAGE_AFTER_S,
+                "sweeper: re-sent %d case(s), %d segmentation(s), %d final report(s); gave up on %d image(s) "
+                "(stale after %d s)",
+                len(plan.cases), len(plan.segment), len(plan.reports), len(plan.failed), settings.STUCK_IMAGE_AFTER_S,
             )
-        return {"cases": len(plan.cases), "segment": len(plan.segment), "failed": len(plan.failed)}
+        return {"cases": len(plan.cases), "segment": len(plan.segment), "failed": len(plan.failed),
+                "reports": len(plan.reports)}

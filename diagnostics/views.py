@@ -31,6 +31,7 @@ from diagnostics.http import send_protected_file
 from diagnostics.models import Analysis, Case, CaseStatus
 from diagnostics.services import cases as case_service
 from diagnostics.services import upload as upload_service
+from diagnostics.services.case_record import case_figures
 
 MAX_MESSAGES_PER_UPLOAD = 20  # the full list is on the case page; the flash messages show the first ones
 
@@ -95,8 +96,7 @@ def case_add_images(request: HttpRequest, pk: int) -> HttpResponse:
 def case_context(request: HttpRequest, case: Case) -> dict:
     """Everything the case page and its partials need (the review pages extend it)."""
     progress = case_service.case_progress(case)
-    finished = case.status in (CaseStatus.AWAITING_REVIEW, CaseStatus.SIGNED_OUT, CaseStatus.FAILED)
-    summary = case.summary if finished and case.summary else case_service.summarise_case(case)
+    summary = case_figures(case)
     images = case.images.prefetch_related(
         Prefetch("analyses", queryset=Analysis.objects.select_related("model_version").order_by("-created_at"))
     ).order_by("position")

@@ -9,7 +9,6 @@ on the ``priority`` queue, which a worker serves ahead of case batches.
 from __future__ import annotations
 
 import logging
-import time
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -78,11 +77,9 @@ def claim(check_id) -> bool:
 
 
 def run_instant_check(check_id) -> InstantCheck | None:
-    """Analyse one claimed instant check with the same ``ml`` calls, the same
-    settings and the same warm models (``diagnostics.model_cache``) as the case
-    pipeline (``diagnostics.pipeline.classify_chunk`` + ``segment_image``, which
-    work on case rows, so they are not called here); every failure becomes a readable
-    error on the row, never a stuck "processing"."""
+    """Analyse one claimed instant check with ``ml.analysis.analyse_image``, as
+    the case pipeline does; every failure becomes a readable error on the row,
+    never a stuck "processing"."""
     if not claim(check_id):
         return None
     check = InstantCheck.objects.get(pk=check_id)
@@ -103,47 +100,30 @@ def _readable(exc: Exception) -> str:
 
 
 def _analyse(check: InstantCheck) -> None:
-    from instant.tasks import blast_classifier, image_predictor
-    from ml.imageio import load_image
-    from ml.overlay import cam_overlay, encode_png, segmentation_overlay
-    from ml.segment import SegmentParams, classify_blasts, segment
+    """``ml.analysis.analyse_image`` on the check's file with the warm active
+    models: the same function, models and settings as the case pipeline."""
+    from diagnostics import model_cache
+    from ml.analysis import analyse_image
 
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
+    active = model_cache.active_models()
+    if active.image_version is None:
+        raise RuntimeError("No image model is registered and active: ask an admin to activate one.")
     with check.file.open("rb") as handle:
-        image = load_image(handle.read(), filename=check.original_filename, max_pixels=settings.MAX_IMAGE_PIXELS)
-    timings["decode"] = time.perf_counter() - started
-
-    stage = time.perf_counter()
-    predictor, version = image_predictor()
-    prediction = predictor.predict([image], with_cam=True)[0]
-    timings["classify"] = time.perf_counter() - stage
-
-    stage = time.perf_counter()
-    result = segment(image, SegmentParams(pixels_per_micron=settings.PIXELS_PER_MICRON))
-    predict_blast, _cell_version = blast_classifier()
-    if predict_blast is not None:
-        result = classify_blasts(image, result, predict_blast)
-    timings["segment"] = time.perf_counter() - stage
-
-    stage = time.perf_counter()
-    if prediction.cam is not None:
-        check.cam_overlay.save("cam.png", ContentFile(encode_png(cam_overlay(image, prediction.cam))), save=False)
-    check.segmentation_overlay.save(
-        "segmentation.png", ContentFile(encode_png(segmentation_overlay(image, result))), save=False
-    )
-    timings["overlays"] = time.perf_counter() - stage
-    timings["total"] = time.perf_counter() - started
-
-    check.model_version = version
+        data = handle.read()
+    result = analyse_image(data, active.models, filename=check.original_filename)
+    prediction = result.prediction
+    if result.classification.cam_png is not None:
+        check.cam_overlay.save("cam.png", ContentFile(result.classification.cam_png), save=False)
+    check.segmentation_overlay.save("segmentation.png", ContentFile(result.cells.overlay_png), save=False)
+    check.model_version = active.image_version
     check.label = prediction.label
     check.probabilities = {k: round(float(v), 6) for k, v in prediction.probabilities.items()}
     check.confidence = float(prediction.confidence)
-    check.low_confidence = bool(prediction.confidence < settings.LOW_CONFIDENCE_THRESHOLD)
+    check.low_confidence = bool(prediction.low_confidence)
     check.all_probability = None if prediction.all_probability is None else float(prediction.all_probability)
-    check.cell_counts = {k: int(v) for k, v in result.counts.items()}
-    check.blasts = result.blasts
-    check.timings = {k: round(v, 4) for k, v in timings.items()}
+    check.cell_counts = {k: int(v) for k, v in result.cells.segmentation.counts.items()}
+    check.blasts = result.cells.blasts
+    check.timings = result.timings
     check.status = ImageStatus.DONE
     check.finished_at = timezone.now()
     check.save()

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from diagnostics import access
 from diagnostics.http import send_protected_file
+from diagnostics.services.models import is_demo_version
 from instant import services as instant_service
 from instant.forms import InstantCheckForm
 from instant.models import InstantCheck
@@ -72,7 +73,7 @@ def _instant_context(check: InstantCheck) -> dict:
         "check": check,
         "probabilities": probabilities,
         "finished": check.status in ("done", "failed"),
-        "show_demo_banner": bool(check.model_version and check.model_version.is_demo),
+        "show_demo_banner": is_demo_version(check.model_version),
         "urls": {
             kind: reverse("instant_file", args=[check.pk, kind])
             for kind, field in (("original", check.file), ("cam", check.cam_overlay), ("segmentation", check.segmentation_overlay))

@@ -276,6 +276,9 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-images": {"task": "diagnostics.tasks.requeue_stuck_images", "schedule": 120.0},
 }
 STUCK_IMAGE_AFTER_S = env_int("STUCK_IMAGE_AFTER_S", 900, minimum=30)
+# Tests only: the image uploaded under this file name waits in its decode step until the task's
+# soft time limit stops it (tests/faults/test_time_limit.py); empty = no image waits.
+PIPELINE_SLOW_IMAGE = env_str("PIPELINE_SLOW_IMAGE", "")
 
 # --- cache ----------------------------------------------------------------
 # API throttles and login rate limits count in this cache: with several web

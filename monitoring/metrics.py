@@ -45,12 +45,13 @@ from diagnostics.models import (
     SlideImage,
     TaskRun,
 )
-from monitoring import services as monitoring
+from monitoring import broker as broker_view
+from monitoring import timings
 
 PREFIX = "marrowfind"
 
 
-def _histogram(name: str, documentation: str, label: str, histograms: dict[str, monitoring.Histogram]) -> Metric:
+def _histogram(name: str, documentation: str, label: str, histograms: dict[str, timings.Histogram]) -> Metric:
     family = HistogramMetricFamily(name, documentation, labels=[label])
     for key, histogram in sorted(histograms.items()):
         buckets = [("+Inf" if bound == float("inf") else repr(float(bound)), count) for bound, count in histogram.buckets]
@@ -104,15 +105,15 @@ class PipelineCollector:
         yield retries
 
         yield _histogram(
-            f"{PREFIX}_stage_seconds", "Seconds per image in each pipeline stage", "stage", monitoring.stage_histograms()
+            f"{PREFIX}_stage_seconds", "Seconds per image in each pipeline stage", "stage", timings.stage_histograms()
         )
         yield _histogram(
-            f"{PREFIX}_task_seconds", "Seconds per task execution", "task", monitoring.task_histograms()
+            f"{PREFIX}_task_seconds", "Seconds per task execution", "task", timings.task_histograms()
         )
 
         if self.broker:
-            snapshot = monitoring.broker_snapshot()
-            broker: monitoring.BrokerState = snapshot["broker"]
+            snapshot = broker_view.broker_snapshot()
+            broker: broker_view.BrokerState = snapshot["broker"]
             up = GaugeMetricFamily(f"{PREFIX}_broker_up", "1 when the broker answered the queue-depth query")
             up.add_metric([], 1 if broker.ok else 0)
             yield up
@@ -127,7 +128,7 @@ class PipelineCollector:
                     unacked.add_metric([queue.name], queue.unacked)
             yield depth
             yield unacked
-            workers: monitoring.WorkersState = snapshot["workers"]
+            workers: broker_view.WorkersState = snapshot["workers"]
             if workers.available:
                 live = GaugeMetricFamily(f"{PREFIX}_workers", "Workers that answered Celery remote control")
                 live.add_metric([], len(workers.workers))

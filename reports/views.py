@@ -24,7 +24,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from diagnostics import access
 from diagnostics.http import case_page_url, is_htmx
+from reports import rendering as report_rendering
 from reports import services as report_service
+from reports import verification as report_verification
 from reports.models import Report
 
 MAX_VERIFY_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -37,7 +39,7 @@ VERIFY_WINDOW_S = 60
 def _panel_context(request: HttpRequest, case) -> dict:
     reports = list(report_service.reports_of(case))
     for report in reports:
-        report.verify_path = report_service.verify_path(str(report.pk), report.content_sha256)
+        report.verify_path = report_rendering.verify_path(str(report.pk), report.content_sha256)
     return {"case": case, "reports": reports, "case_url": case_page_url(case)}
 
 
@@ -86,7 +88,7 @@ def report_download(request: HttpRequest, report_id) -> HttpResponse:
     return response
 
 
-def _verify_context(verification: report_service.Verification, **extra) -> dict:
+def _verify_context(verification: report_verification.Verification, **extra) -> dict:
     report = verification.report
     context = {"verification": verification, "state": verification.state.value, **extra}
     if report is not None:
@@ -104,8 +106,8 @@ def verify_report(request: HttpRequest, report_id, code: str) -> HttpResponse:
     """What a scanned QR code opens. Public; says authentic + current,
     superseded, draft or unknown, with the accession number and nothing else
     about the patient."""
-    verification = report_service.check_code(str(report_id), code)
-    status = 404 if verification.state == report_service.VerifyState.UNKNOWN else 200
+    verification = report_verification.check_code(str(report_id), code)
+    status = 404 if verification.state == report_verification.VerifyState.UNKNOWN else 200
     return render(request, "reports/verify.html", _verify_context(verification, source="qr"), status=status)
 
 
@@ -152,5 +154,5 @@ def verify_upload(request: HttpRequest) -> HttpResponse:
     if upload.size > MAX_VERIFY_UPLOAD_BYTES:
         return render(request, "reports/verify.html", {**context, "state": None,
                       "error": f"The file is larger than {context['max_mb']} MB; no report is that large."}, status=413)
-    verification = report_service.check_pdf_file(upload.chunks())
+    verification = report_verification.check_pdf_file(upload.chunks())
     return render(request, "reports/verify.html", _verify_context(verification, **context))

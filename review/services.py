@@ -14,7 +14,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import (
     Count,
@@ -187,24 +186,6 @@ def review_progress(items: list[ImageReviewItem]) -> ReviewProgress:
         pending=sum(1 for i in items if i.analysis is None and i.image.status != ImageStatus.FAILED),
         distribution=distribution,
     )
-
-
-def case_figures(case: Case) -> dict:
-    """Cell and blast figures for the summary panel.
-
-    ``Case.summary`` (written by the pipeline when the case finishes) is the
-    authority; while it is empty, the same figures are computed from the
-    analyses by the pipeline's own ``summarise_case``, so both pages agree."""
-    summary = dict(case.summary or {})
-    if not summary.get("images"):
-        from diagnostics.services.cases import summarise_case
-
-        summary = summarise_case(case)
-    fraction = summary.get("blast_fraction")
-    summary["blast_percent"] = round(100 * fraction, 1) if isinstance(fraction, (int, float)) else None
-    summary["who_threshold_percent"] = round(100 * settings.WHO_BLAST_THRESHOLD)
-    summary["who_flag"] = bool(summary.get("who_flag") or case.who_flag)
-    return summary
 
 
 def model_versions_used(items: list[ImageReviewItem]) -> list:

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from diagnostics import access, audit
 from diagnostics.models import AuditEvent, Case, CaseStatus
+from diagnostics.services.case_record import case_figures
 from marrowfind import dispatch
 from review import services as review_service
 from review.models import SignOut
@@ -170,7 +171,7 @@ def sign_out_case(case: Case, user, request) -> SignOut:
             if item.analysis is not None
         }
         progress = review_service.review_progress(items)
-        summary = review_service.case_figures(locked)
+        summary = case_figures(locked)
         summary["reviewed_distribution"] = progress.distribution
         summary["failed_images"] = progress.failed
         amendment_reason = _pending_amendment_reason(locked) if version > 1 else ""

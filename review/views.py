@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from diagnostics import access
 from diagnostics.http import case_page_url, is_htmx
 from diagnostics.models import CaseStatus, Membership, Role
+from diagnostics.services.case_record import case_figures
 from review import services as review_service
 from review import signout as signout_service
 from review.forms import (
@@ -146,7 +147,7 @@ def _review_context(request: HttpRequest, case, items=None) -> dict:
         "class_keys": class_keys,
         "groups": review_service.group_items(items),
         "progress": progress,
-        "figures": review_service.case_figures(case),
+        "figures": case_figures(case),
         "model_versions": review_service.model_versions_used(items),
         "can_review": can_review,
         "editable": editable,

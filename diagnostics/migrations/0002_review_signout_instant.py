@@ -7,8 +7,6 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import diagnostics.models
-
 
 def instant_check_path(instance, filename):
     """The upload path of InstantCheck files when it was a diagnostics model (it is

@@ -1,12 +1,13 @@
 """The instant models, taken over from diagnostics (state only: the tables keep their names)."""
 
+import uuid
+
 import django.db.models.deletion
 import django.utils.timezone
-import instant.models
-import uuid
 from django.conf import settings
 from django.db import migrations, models
 
+import instant.models
 
 MOVED = ['instantcheck']
 

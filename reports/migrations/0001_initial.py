@@ -1,11 +1,11 @@
 """The reports models, taken over from diagnostics (state only: the tables keep their names)."""
 
+import uuid
+
 import django.db.models.deletion
 import django.utils.timezone
-import uuid
 from django.conf import settings
 from django.db import migrations, models
-
 
 MOVED = ['report']
 

@@ -25,7 +25,7 @@ import pytest
 from django.test import override_settings
 
 from diagnostics.models import ImageStatus
-from monitoring.services import queue_depths
+from monitoring.broker import queue_depths
 from tests.base import BaseTransactionTestCase
 from tests.faults.helpers import (
     PrivateRedis,

@@ -13,7 +13,7 @@ from django.conf import settings
 from kombu import Connection
 
 from marrowfind.celery import app
-from monitoring.services import configured_queues, queue_depths
+from monitoring.broker import configured_queues, queue_depths
 from tests.base import BaseTestCase
 from tests.workerproc import purge_broker, require_services
 

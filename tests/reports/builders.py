@@ -21,11 +21,12 @@ from django.core.files.base import ContentFile
 from diagnostics.models import Analysis, Case, CaseStatus, ImageStatus, ModelVersion
 from ml.overlay import cam_overlay, encode_png, segmentation_overlay
 from ml.segment import segment
-from review.models import Review, SignOut
+from review.models import SignOut
 from tests.factories import (
     BatchFactory,
     CaseFactory,
     ModelVersionFactory,
+    ReviewFactory,
     SlideImageFactory,
 )
 
@@ -156,8 +157,7 @@ def review(built: BuiltCase, reviewer, labels: dict[int, str] | None = None, *, 
         if only is not None and position not in only:
             continue
         label = labels.get(position, analysis.label)
-        Review.objects.create(image=analysis.image, analysis=analysis, reviewer=reviewer, label=label,
-                              agrees_with_ai=label == analysis.label)
+        ReviewFactory(analysis=analysis, reviewer=reviewer, label=label)
 
 
 def sign_out(built: BuiltCase, signer, *, reason: str = "") -> SignOut:

@@ -11,11 +11,11 @@ import uuid
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from diagnostics.models import CaseStatus, Membership
 from accounts import urls as accounts_urls
+from diagnostics.models import CaseStatus, Membership
 from instant import urls as instant_urls
-from review import urls as review_urls
 from instant.models import InstantCheck
+from review import urls as review_urls
 from review.models import Review, SignOut
 from tests.base import BaseTestCase
 from tests.imagefactory import png_bytes
