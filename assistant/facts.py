@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from diagnostics.models import Case, ImageStatus
-from diagnostics.services.case_record import case_figures
+from diagnostics.services.case_record import case_figures, person_name
 from diagnostics.services.models import is_demo_version
 from ml.labels import display_name
 from review import services as review_service
@@ -116,12 +116,6 @@ class CaseFacts:
         }
 
 
-def _user_label(user) -> str | None:
-    if user is None:
-        return None
-    return user.get_full_name() or user.email or user.username
-
-
 def case_facts(case: Case) -> CaseFacts:
     """Every number the assistant may state about ``case`` (a few queries, whatever its size)."""
     items = review_service.review_items(case)
@@ -151,7 +145,7 @@ def case_facts(case: Case) -> CaseFacts:
                 blasts=analysis.blasts if analysis else None,
                 reviewed=latest is not None,
                 review_label=latest.label if latest else None,
-                reviewer=_user_label(latest.reviewer) if latest else None,
+                reviewer=person_name(latest.reviewer) if latest else None,
                 overridden=item.overridden,
                 cam_overlay_url=analysis.cam_overlay.url if analysis and analysis.cam_overlay else None,
                 segmentation_overlay_url=(

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from diagnostics.models import Case, ImageStatus, ModelVersion, Specimen
-from diagnostics.services.case_record import case_figures
+from diagnostics.services.case_record import case_figures, person_name
 from diagnostics.services.models import is_demo_version
 from ml.labels import display_name
 from reports.models import ReportStatus
@@ -161,13 +161,6 @@ class ReportContent:
         return self.digest
 
 
-def _person(user) -> str | None:
-    if user is None:
-        return None
-    name = user.get_full_name()
-    return f"{name} <{user.email}>" if name and user.email else (name or user.email or user.username)
-
-
 def _format_metric(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -265,7 +258,7 @@ def collect_report_content(
         elif item.latest_review is not None:
             reviewer_user = item.latest_review.reviewer
             review_label = item.latest_review.label
-            reviewer = reviewer_user.get_full_name() or reviewer_user.email or reviewer_user.username
+            reviewer = person_name(reviewer_user)
         else:
             review_label, reviewer = None, None
         counts = (analysis.cell_counts or {}) if analysis else {}
@@ -311,9 +304,9 @@ def collect_report_content(
         received=case.created_at,
         version=version,
         status=status,
-        signed_by=_person(signed_by),
+        signed_by=person_name(signed_by),
         signed_at=signed_at,
-        created_by=_person(created_by),
+        created_by=person_name(created_by),
         amendment_reason=snapshot.amendment_reason if snapshot else "",
         generated_at=timezone.now().replace(microsecond=0),
         summary=summary,

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from diagnostics import access, audit
 from diagnostics.models import AuditEvent, Case, CaseStatus
-from diagnostics.services.case_record import case_figures
+from diagnostics.services.case_record import case_figures, person_name
 from marrowfind import dispatch
 from review import services as review_service
 from review.models import SignOut
@@ -164,7 +164,7 @@ def sign_out_case(case: Case, user, request) -> SignOut:
                 "confidence": round(float(item.analysis.confidence), 4),
                 "low_confidence": item.analysis.low_confidence,
                 "review_id": item.latest_review.pk,
-                "reviewer": item.latest_review.reviewer.email or item.latest_review.reviewer.username,
+                "reviewer": person_name(item.latest_review.reviewer),
                 "model_version": item.analysis.model_version.sha256,
             }
             for item in items

@@ -19,6 +19,7 @@ import numpy as np
 from django.core.files.base import ContentFile
 
 from diagnostics.models import Analysis, Case, CaseStatus, ImageStatus, ModelVersion
+from diagnostics.services.case_record import case_figures
 from ml.overlay import cam_overlay, encode_png, segmentation_overlay
 from ml.segment import segment
 from review.models import SignOut
@@ -184,7 +185,7 @@ def sign_out(built: BuiltCase, signer, *, reason: str = "") -> SignOut:
         if item.analysis is not None
     }
     row = SignOut.objects.create(case=case, version=version, signed_by=signer, signed_at=now, labels=labels,
-                                 summary=review_service.case_figures(case), amendment_reason=reason)
+                                 summary=case_figures(case), amendment_reason=reason)
     Case.objects.filter(pk=case.pk).update(status=CaseStatus.SIGNED_OUT, signed_out_by=signer, signed_out_at=now,
                                            sign_out_version=version)
     built.case.refresh_from_db()
