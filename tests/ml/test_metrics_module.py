@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ml.metrics as metrics
+from ml import metrics
 
 
 def test_ml_metrics_imports_no_torch_and_no_other_ml_module():
