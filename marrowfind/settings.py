@@ -224,6 +224,12 @@ INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "auto", choices=["auto", "cpu", "
 INFERENCE_PRECISION = env_str("INFERENCE_PRECISION", "auto", choices=["auto", "fp32", "bf16", "fp16"])
 WORKER_BATCH_SIZE = env_int("WORKER_BATCH_SIZE", 16, minimum=1, maximum=1024)
 CAM_METHOD = env_str("CAM_METHOD", "gradcam", choices=["gradcam", "gradcam++", "scorecam", "eigencam"])
+# torch.compile of the classify + CAM module (ml.compiled): auto = on CUDA and on the CPUs where it
+# measured faster; compiled at worker warm-up in the background, eager until ready.
+INFERENCE_COMPILE = env_str("INFERENCE_COMPILE", "auto", choices=["auto", "on", "off"])
+# Inductor's on-disk caches (FX graph, AOTAutograd, Triton): a second worker start reuses them.
+# Made when the first model compiles, not here.
+COMPILE_CACHE_DIR = Path(env_str("COMPILE_CACHE_DIR", str(VAR_DIR / "compile-cache"))).resolve()
 
 # --- Celery (read by marrowfind.celery under the CELERY namespace) --------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
