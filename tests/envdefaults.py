@@ -15,3 +15,9 @@ os.environ.setdefault("SECURE_HTTPS", "0")
 os.environ.setdefault("STATIC_STORAGE", "plain")
 if os.environ.get("DATABASE_URL") and not os.environ.get("SECRET_KEY"):
     os.environ["SECRET_KEY"] = "test-only-" + secrets.token_urlsafe(40)
+
+# The test session is an entry point: it makes the embedded folders (var/, the
+# file-system broker's folders, the generated key), which importing the settings no longer does.
+from marrowfind import embedded
+
+embedded.prepare()

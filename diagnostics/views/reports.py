@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from diagnostics import access
 from diagnostics.models import Report
 from diagnostics.services import reports as report_service
+from marrowfind.clientip import client_ip
 
 MAX_VERIFY_UPLOAD_BYTES = 20 * 1024 * 1024
 VERIFY_UPLOADS_PER_WINDOW = 10
@@ -119,7 +120,7 @@ def verify_report(request: HttpRequest, report_id, code: str) -> HttpResponse:
 
 
 def _client_key(request: HttpRequest) -> str:
-    return f"mf:verify-upload:{request.META.get('REMOTE_ADDR', 'unknown')}"
+    return f"mf:verify-upload:{client_ip(request)}"
 
 
 def _over_rate_limit(request: HttpRequest) -> bool:
