@@ -14,6 +14,8 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 
+from marrowfind.clientip import client_ip
+
 DEFAULT_RATES = {
     "anon": "60/min",
     "user": "1200/min",
@@ -28,6 +30,11 @@ class _RateFromSettings:
     def get_rate(self) -> str | None:
         rates = getattr(settings, "REST_FRAMEWORK", {}).get("DEFAULT_THROTTLE_RATES", {})
         return rates.get(self.scope, DEFAULT_RATES.get(self.scope))
+
+    def get_ident(self, request) -> str:
+        """The client address by the project's one rule (``TRUSTED_PROXY_COUNT``), not
+        DRF's, which trusts a client-written ``X-Forwarded-For`` by default."""
+        return client_ip(request)
 
 
 class ApiAnonThrottle(_RateFromSettings, AnonRateThrottle):

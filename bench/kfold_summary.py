@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ml.metrics import mean_sd  # noqa: E402
+from ml.metrics import mean_sd
 
 BENIGN = "Benign"
 COLUMNS = [  # (JSON key, column title)

@@ -94,6 +94,8 @@ class ModelCache:
                 low_confidence_threshold=settings.LOW_CONFIDENCE_THRESHOLD,
                 cam_method=settings.CAM_METHOD,
                 batch_size=settings.WORKER_BATCH_SIZE,
+                compile=settings.INFERENCE_COMPILE,
+                compile_cache_dir=settings.COMPILE_CACHE_DIR,
             )
             loaded_sha, where = predictor.sha256, f"{predictor.device}/{predictor.precision}"
         if loaded_sha != version.sha256:
@@ -119,6 +121,13 @@ class ModelCache:
                 continue
             if loaded is None:
                 logger.info("no active %s model to warm up", task)
+                continue
+            from ml.predict import Predictor
+
+            if isinstance(loaded[1], Predictor):  # a cell-type model (ml.cells.CellClassifier) is not compiled
+                # Compiling takes tens of seconds on a CPU: it runs in a background thread, so the
+                # child reports ready at once (Celery's start-up timeout) and early batches run eager.
+                loaded[1].warm_up(wait=False)
 
     def clear(self) -> None:
         with self._lock:

@@ -132,9 +132,8 @@ def classify_images(rgbs: Sequence[np.ndarray], models: ActiveModels, *, timer: 
         with timer("overlays"):
             png = encode_png(cam_overlay(rgb, prediction.cam)) if prediction.cam is not None else None
         with timer("scope"):
-            # Prediction.features (pooled backbone features) comes with issue 18; without it the
-            # scope check measures the image alone.
-            scope = check_scope(rgb, features=getattr(prediction, "features", None), card=models.image.card)
+            # The pooled backbone features place the image against the training data (card.scope).
+            scope = check_scope(rgb, features=prediction.features, card=models.image.card)
         out.append(Classification(prediction=prediction, cam_png=png, scope=scope))
     return out
 

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from diagnostics import access
 from diagnostics.http import case_page_url, is_htmx
+from marrowfind.clientip import client_ip
 from reports import rendering as report_rendering
 from reports import services as report_service
 from reports import verification as report_verification
@@ -112,7 +113,7 @@ def verify_report(request: HttpRequest, report_id, code: str) -> HttpResponse:
 
 
 def _client_key(request: HttpRequest) -> str:
-    return f"mf:verify-upload:{request.META.get('REMOTE_ADDR', 'unknown')}"
+    return f"mf:verify-upload:{client_ip(request)}"
 
 
 def _over_rate_limit(request: HttpRequest) -> bool:
