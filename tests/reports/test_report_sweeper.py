@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
+from kombu import pools
 
 from diagnostics import tasks
 from diagnostics.models import Case, CaseStatus
@@ -35,8 +36,8 @@ def broker_down():
     saved = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_publish_retry)
     saved_env = os.environ.get("CELERY_BROKER_URL")
 
-    def reset_pools():
-        app.pool.force_close_all()
+    def reset_pools():  # kombu keeps connection and producer pools per broker URL, process-wide
+        pools.reset()
         app._pool = None
         app.amqp._producer_pool = None
 
