@@ -353,7 +353,7 @@ class Predictor:
         self.compile_state = "ready"
         self._compile_done.set()
         logger.info(
-            "compiled %s (%s, %s, batch %d%s) in %.1f s: %s",
+            "torch.compile ready: %s (%s, %s, batch %d%s) in %.1f s: %s",
             self.card.arch, self.device, self.precision, self.batch_size,
             ", dynamic" if self.dynamic_batch else "", self.compile_seconds, self.compile_scope,
         )
