@@ -335,8 +335,9 @@ class Predictor:
                 self._module, backend=COMPILE_BACKEND, options=options,
                 dynamic=None if self.dynamic_batch else False,
             )
+            rows = max(2, self.batch_size) if self.dynamic_batch else self.batch_size
             example = torch.zeros(
-                (self.batch_size, 3, self.card.input_size, self.card.input_size), device=self.device
+                (rows, 3, self.card.input_size, self.card.input_size), device=self.device
             ).contiguous(memory_format=torch.channels_last)
             if self.dynamic_batch:
                 torch._dynamo.mark_dynamic(example, 0)
@@ -379,9 +380,14 @@ class Predictor:
         compiled = self._compiled
         if compiled is not None:
             count = int(batch.shape[0])
+            # Static graph: pad to the compiled batch. Dynamic: pad a single image to two, since
+            # dynamo specialises a dimension of size 1 (it would compile a second graph for it).
+            target = count if self.dynamic_batch else self.batch_size
+            if self.dynamic_batch and count == 1:
+                target = 2
             padded = batch
-            if not self.dynamic_batch and count < self.batch_size:
-                filler = batch.new_zeros((self.batch_size - count, *batch.shape[1:]))
+            if count < target:
+                filler = batch.new_zeros((target - count, *batch.shape[1:]))
                 padded = torch.cat([batch, filler]).contiguous(memory_format=torch.channels_last)
             try:
                 with self._grad_context():
