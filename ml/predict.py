@@ -364,7 +364,8 @@ class Predictor:
         self.compile_state = "failed"
         self._compiled = None
         if not already:
-            self.compile_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            # One line, with the cause: dynamo wraps a backend's error as "backend=... raised:\n<cause>".
+            self.compile_error = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
             logger.warning(
                 "torch.compile of %s failed; running eager from now on (%s)", self.card.arch, self.compile_error
             )
