@@ -104,7 +104,7 @@ def test_swapped_images_keep_the_cells_and_take_the_donor_background(data):
 
 
 def test_the_randomiser_moves_cells_onto_other_backgrounds(data):
-    images, labels = data
+    images, _labels = data
     masks = [purple_mask(i) for i in images]
     randomiser = BackgroundRandomiser(images, masks, p_donor=0.5, p_synthetic=0.5, seed=0)
     changed = 0
