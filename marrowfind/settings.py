@@ -99,7 +99,7 @@ ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT  # allauth's own reading agree
 
 # --- applications ---------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "marrowfind.apps.MfaAdminConfig",  # django.contrib.admin behind allauth's login + two-factor
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -111,7 +111,8 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # kept only so the migration to hashed tokens can read the old table
+    "apitokens",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "diagnostics",
@@ -303,7 +304,7 @@ CACHES = {
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apitokens.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
