@@ -129,7 +129,29 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "marrowfind.middleware.NoStoreCacheControl",
+    "marrowfind.middleware.RefuseUnstorableText",
 ]
+
+# Content-Security-Policy (django-csp): scripts, styles, fonts and images from
+# this site only; no inline script, no eval, no framing. Inline style
+# attributes (a few progress bars and widths) are allowed, inline <style> not.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "marrowfind.urls"
 WSGI_APPLICATION = "marrowfind.wsgi.application"

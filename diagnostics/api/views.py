@@ -23,7 +23,7 @@ from django.http import Http404, HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import MultiPartParser
@@ -128,7 +128,7 @@ class SchemaView(JsonErrorsMixin, SpectacularAPIView):
     throttle_classes = (ApiAnonThrottle, ApiUserThrottle)
 
 
-class DocsView(JsonErrorsMixin, SpectacularSwaggerView):
+class DocsView(JsonErrorsMixin, SpectacularSwaggerSplitView):
     """Swagger UI for the schema, from drf-spectacular-sidecar's self-hosted files."""
 
     throttle_classes = (ApiAnonThrottle, ApiUserThrottle)
