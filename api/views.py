@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import logging
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import status
-from rest_framework.authtoken.models import Token
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -41,6 +40,7 @@ from api.throttling import (
     ApiUploadThrottle,
     ApiUserThrottle,
 )
+from apitokens import services as api_tokens
 from diagnostics import access, audit
 from diagnostics.models import AuditEvent, Case, CaseStatus, ModelVersion
 from diagnostics.services import cases as case_service
@@ -130,7 +130,7 @@ class SchemaView(JsonErrorsMixin, SpectacularAPIView):
     throttle_classes = (ApiAnonThrottle, ApiUserThrottle)
 
 
-class DocsView(JsonErrorsMixin, SpectacularSwaggerView):
+class DocsView(JsonErrorsMixin, SpectacularSwaggerSplitView):
     """Swagger UI for the schema, from drf-spectacular-sidecar's self-hosted files."""
 
     throttle_classes = (ApiAnonThrottle, ApiUserThrottle)
@@ -177,9 +177,7 @@ class TokenView(ApiView):
         tags=["auth"],
     )
     def post(self, request):
-        with transaction.atomic():
-            Token.objects.filter(user=request.user).delete()
-            token = Token.objects.create(user=request.user)
+        token = api_tokens.issue(request.user)
         audit.record(AuditEvent.Verb.OTHER, actor=request.user, action="api_token_issued")
         return Response(
             s.TokenSerializer(token, context={"request": request}).data,
@@ -193,8 +191,7 @@ class TokenView(ApiView):
         tags=["auth"],
     )
     def delete(self, request):
-        deleted, _ = Token.objects.filter(user=request.user).delete()
-        if deleted:
+        if api_tokens.revoke(request.user):
             audit.record(AuditEvent.Verb.OTHER, actor=request.user, action="api_token_revoked")
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -180,6 +180,8 @@ def prepare_environment(args: argparse.Namespace) -> BenchEnv:
         "STATIC_STORAGE": "plain",
         "WORKER_BATCH_SIZE": str(args.batch_size),
         "INFERENCE_DEVICE": args.device,
+        "INFERENCE_COMPILE": args.compile,
+        "COMPILE_CACHE_DIR": str(env.folder / "compile-cache"),  # shared by every run: a restart hits it
         "LOG_LEVEL": "WARNING",
         "MAX_FILES_PER_BATCH": str(max(500, args.images)),
     }
@@ -417,7 +419,8 @@ def run_naive(lab, user, images, accession: str) -> RunResult:
     from diagnostics.models import ImageStatus, ModelTask
 
     loaded = time.perf_counter()
-    model_cache.get(ModelTask.IMAGE)  # loaded once, before the clock, like a warm worker
+    _, predictor = model_cache.get(ModelTask.IMAGE)  # loaded once, before the clock, like a warm worker
+    predictor.warm_up()  # and compiled, when INFERENCE_COMPILE says so
     model_cache.get(ModelTask.CELL)
     log(f"naive: model loaded in {time.perf_counter() - loaded:.2f} s (not timed); torch threads {torch.get_num_threads()}")
     started = time.perf_counter()
@@ -486,6 +489,20 @@ def worker_processes(count: int, folder: Path, pool: str, threads: int) -> Itera
                 if worker.process.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"worker {worker.name} did not start:\n{worker.log()[-3000:]}")
                 time.sleep(0.2)
+        # The compiler runs in the background after "ready" (batches would run eager meanwhile):
+        # wait for it, so the timed run measures the path production settles on.
+        compile_deadline = time.monotonic() + 1800
+        compile_started = time.perf_counter()
+        for worker in workers:
+            while compiles_here() and not any(mark in worker.log() for mark in COMPILE_DONE_MARKS):
+                if worker.process.poll() is not None or time.monotonic() > compile_deadline:
+                    raise SystemExit(f"worker {worker.name} did not finish compiling:\n{worker.log()[-3000:]}")
+                time.sleep(0.5)
+        if compiles_here():
+            lines = [line for worker in workers for line in worker.log().splitlines() if COMPILE_DONE_MARKS[0] in line
+                     or COMPILE_DONE_MARKS[1] in line]
+            log(f"{count} worker(s): compiling done {time.perf_counter() - compile_started:.1f} s after ready "
+                f"(not timed): {' | '.join(line.split(': ', 1)[-1] for line in lines)}")
         yield workers
     finally:
         for worker in workers:
@@ -498,6 +515,19 @@ def worker_processes(count: int, folder: Path, pool: str, threads: int) -> Itera
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(worker.process.pid, signal.SIGKILL)
                 worker.process.wait(timeout=30)
+
+
+COMPILE_DONE_MARKS = ("torch.compile ready", "torch.compile of ")  # ml.predict's log lines (ready / failed)
+
+
+def compiles_here() -> bool:
+    """Whether the workers' Predictor compiles (INFERENCE_COMPILE on this device)."""
+
+    from ml.compiled import should_compile
+    from ml.device import select_device
+
+    device = os.environ.get("INFERENCE_DEVICE", "auto")
+    return should_compile(os.environ.get("INFERENCE_COMPILE", "off"), select_device(None if device == "auto" else device))
 
 
 def torch_threads_per_worker(count: int, device: str) -> int:
@@ -574,6 +604,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", default="auto", help="auto | redis-private | filesystem | a broker URL")
     parser.add_argument("--pool", default="solo", choices=["solo", "prefork", "threads"])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
+                        help="INFERENCE_COMPILE for the workers; compiling is waited for before the clock starts")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for one case")
     parser.add_argument("--keep", action="store_true", help="keep the temporary database and folder")
     args = parser.parse_args(argv)

@@ -3,7 +3,7 @@ and sending a stored (private) file once the caller has checked access.
 
 The case media view and the instant-check file view both serve lab-private
 files; they must answer the same way (nginx ``X-Accel-Redirect`` in
-production, Django streaming otherwise; private caching; no MIME sniffing),
+production, Django streaming otherwise; never cached; no MIME sniffing),
 so the rule lives here once.
 """
 
@@ -49,6 +49,6 @@ def send_protected_file(
         except FileNotFoundError:
             raise Http404("The file is missing from storage") from None
         response = FileResponse(handle, content_type=content_type, filename=download_name or "")
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = "no-store"  # patient data: no browser or proxy keeps a copy
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -156,14 +156,26 @@ def swap_background(image: np.ndarray, mask: np.ndarray, donor: np.ndarray, dono
     return paste_cells(image, mask, remove_cells(donor, donor_mask))
 
 
-def pick_donors(labels: Sequence[int], usable: Sequence[bool], *, seed: int = 0) -> list[int | None]:
-    """For each usable image, a random usable image of *another* class (None where none exists)."""
+def pick_donors(labels: Sequence[int], usable: Sequence[bool], *, seed: int = 0,
+                max_per_class: int | None = 40) -> list[int | None]:
+    """For each usable image, a random usable image of *another* class (None where none exists).
+
+    Donors are drawn from a random pool of at most ``max_per_class`` images per class (each donor's
+    cells are inpainted once, the costly step), so a few hundred test images need ~160 inpaintings.
+    """
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels)
     ok = np.asarray(usable, dtype=bool)
+    if max_per_class is not None:
+        pooled = np.zeros_like(ok)
+        for c in np.unique(labels):
+            members = rng.permutation(np.flatnonzero(ok & (labels == c)))[:max_per_class]
+            pooled[members] = True
+    else:
+        pooled = ok
     donors: list[int | None] = []
     for i, label in enumerate(labels):
-        pool = np.flatnonzero(ok & (labels != label))
+        pool = np.flatnonzero(pooled & (labels != label))
         donors.append(int(rng.choice(pool)) if ok[i] and len(pool) else None)
     return donors
 

@@ -66,6 +66,23 @@ def should_compile(mode: str, device: torch.device) -> bool:
     return device.type == "cpu" and cpu_compile_measured_faster()
 
 
+def use_freezing(device: torch.device) -> bool:
+    """Whether to compile with inductor's ``freezing`` (weights folded in as constants).
+
+    Only on CPUs with AMX, where issue 18 measured it (bf16 3.28x with prepacked
+    weights). On the AVX2 EPYC here it bought no clear speed (ResNet-18, batch 16,
+    fp32: compiled/eager 1.21x and 1.20x with freezing, 1.25x and 1.11x without,
+    eager and compiled interleaved at load ~9-11) but made the second start 2.8x
+    slower: a frozen graph bypasses the AOTAutograd cache (80.7 s against 28.5 s
+    warm, 163 s and 176 s cold). Without freezing the weights are graph inputs, so
+    a new model version of the same architecture also hits the cache. On CUDA:
+    not measured, left off.
+    """
+    from ml.device import cpu_has_amx
+
+    return device.type == "cpu" and cpu_has_amx()
+
+
 def configure_cache(directory: str | os.PathLike[str] | None) -> Path | None:
     """Point inductor's on-disk caches (and Triton's, on CUDA) at ``directory``; made if missing.
 

@@ -17,8 +17,9 @@ How the CAM is made (see :mod:`ml.cam` for why each is exact Grad-CAM):
   after the (autocast) classification pass.
 
 Compiled path (``compile="on"``, or ``"auto"`` where :mod:`ml.compiled` says it
-measured faster): the same module goes through ``torch.compile`` (inductor,
-``freezing=True``), autocast inside it, so both precisions compile.
+measured faster): the same module goes through ``torch.compile`` (inductor; with
+``freezing`` only where :func:`ml.compiled.use_freezing` says it pays), autocast
+inside it, so both precisions compile.
 
 * ``gap_linear`` heads: the whole classify + CAM + features forward is compiled.
 * VGG16 (``mlp`` head): the backbone (all the convolutions, ~99% of the work) is
@@ -58,7 +59,12 @@ from ml.cam import (
     library_cam,
     normalize_cams,
 )
-from ml.compiled import check_compile_mode, configure_cache, should_compile
+from ml.compiled import (
+    check_compile_mode,
+    configure_cache,
+    should_compile,
+    use_freezing,
+)
 from ml.device import precision_name, resolve_precision, select_device
 from ml.preprocess import batch_from_card, check_image
 
@@ -228,6 +234,8 @@ class Predictor:
         self.compile_mode = check_compile_mode(compile)
         self.compile_cache_dir = compile_cache_dir
         self.dynamic_batch = bool(dynamic_batch)
+        #: Inductor's freezing (weights folded in as constants, prepacked) where it was measured to pay.
+        self.freezing: bool = use_freezing(self.device)
         #: "off" (eager by choice), "pending", "compiling", "ready" or "failed" (eager after a failure).
         self.compile_state: str = "pending" if should_compile(self.compile_mode, self.device) else "off"
         self.compile_seconds: float | None = None  # wall time of the compiling call
@@ -322,13 +330,14 @@ class Predictor:
             # Each Predictor adds entries for the same forward code; a worker that swaps models
             # many times must not hit dynamo's default limit and silently run eager.
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-            options = {"freezing": True} if COMPILE_BACKEND == "inductor" else None
+            options = {"freezing": True} if COMPILE_BACKEND == "inductor" and self.freezing else None
             compiled = torch.compile(
                 self._module, backend=COMPILE_BACKEND, options=options,
                 dynamic=None if self.dynamic_batch else False,
             )
+            rows = max(2, self.batch_size) if self.dynamic_batch else self.batch_size
             example = torch.zeros(
-                (self.batch_size, 3, self.card.input_size, self.card.input_size), device=self.device
+                (rows, 3, self.card.input_size, self.card.input_size), device=self.device
             ).contiguous(memory_format=torch.channels_last)
             if self.dynamic_batch:
                 torch._dynamo.mark_dynamic(example, 0)
@@ -345,7 +354,7 @@ class Predictor:
         self.compile_state = "ready"
         self._compile_done.set()
         logger.info(
-            "compiled %s (%s, %s, batch %d%s) in %.1f s: %s",
+            "torch.compile ready: %s (%s, %s, batch %d%s) in %.1f s: %s",
             self.card.arch, self.device, self.precision, self.batch_size,
             ", dynamic" if self.dynamic_batch else "", self.compile_seconds, self.compile_scope,
         )
@@ -355,7 +364,8 @@ class Predictor:
         self.compile_state = "failed"
         self._compiled = None
         if not already:
-            self.compile_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            # One line, with the cause: dynamo wraps a backend's error as "backend=... raised:\n<cause>".
+            self.compile_error = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
             logger.warning(
                 "torch.compile of %s failed; running eager from now on (%s)", self.card.arch, self.compile_error
             )
@@ -371,9 +381,14 @@ class Predictor:
         compiled = self._compiled
         if compiled is not None:
             count = int(batch.shape[0])
+            # Static graph: pad to the compiled batch. Dynamic: pad a single image to two, since
+            # dynamo specialises a dimension of size 1 (it would compile a second graph for it).
+            target = count if self.dynamic_batch else self.batch_size
+            if self.dynamic_batch and count == 1:
+                target = 2
             padded = batch
-            if not self.dynamic_batch and count < self.batch_size:
-                filler = batch.new_zeros((self.batch_size - count, *batch.shape[1:]))
+            if count < target:
+                filler = batch.new_zeros((target - count, *batch.shape[1:]))
                 padded = torch.cat([batch, filler]).contiguous(memory_format=torch.channels_last)
             try:
                 with self._grad_context():

@@ -8,9 +8,9 @@ from typing import Any
 from django.core.cache import cache
 from django.test import override_settings
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from apitokens import services as api_tokens
 from diagnostics.models import CaseStatus, ImageStatus, ModelVersion
 from tests.base import BaseTestCase
 from tests.factories import (
@@ -25,9 +25,10 @@ from tests.factories import (
 
 def token_client(user) -> APIClient:
     """An API client that authenticates as ``user`` with a real token, as a LIS would."""
-    token, _ = Token.objects.get_or_create(user=user)
+    key = api_tokens.issue(user).key  # stored hashed: the clear key exists only here
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    client.token_key = key
     return client
 
 

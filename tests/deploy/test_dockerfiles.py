@@ -74,7 +74,7 @@ def test_the_image_ships_every_package_and_data_dir_the_code_reads(dockerfile):
     for directory in data_dirs:
         relative = str(Path(directory).resolve().relative_to(REPO))
         assert relative in copied, f"{dockerfile.name} does not copy {relative}, which the code reads"
-    assert "requirements.txt" in copied and "manage.py" in copied
+    assert {"requirements.lock", "requirements-web.lock"} & copied and "manage.py" in copied
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)

@@ -2,6 +2,8 @@
 
 For an administrator setting up a lab information system's service account;
 people can issue their own token with ``POST /api/token/`` after signing in.
+Tokens are stored hashed, so a token is printed once, when it is issued: for a
+user who already has one, ``--rotate`` issues a new one (the old one stops working).
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
+from apitokens import services as api_tokens
 from diagnostics import audit
 from diagnostics.access import labs_for
 from diagnostics.models import AuditEvent
@@ -32,19 +34,22 @@ class Command(BaseCommand):
         if not user.is_active:
             raise CommandError(f"{email} is not an active account")
         with transaction.atomic():
-            if rotate or revoke:
-                Token.objects.filter(user=user).delete()
             if revoke:
+                api_tokens.revoke(user)
                 audit.record(
                     AuditEvent.Verb.OTHER, actor_label="manage.py api_token", action="api_token_revoked", user=email
                 )
                 self.stdout.write(f"token of {email} revoked")
                 return
-            token, created = Token.objects.get_or_create(user=user)
-            if created:
-                audit.record(
-                    AuditEvent.Verb.OTHER, actor_label="manage.py api_token", action="api_token_issued", user=email
+            if api_tokens.has_token(user) and not rotate:
+                raise CommandError(
+                    f"{email} already has a token; tokens are stored hashed and cannot be shown again. "
+                    "Use --rotate for a new one (the old one stops working)."
                 )
+            token = api_tokens.issue(user)
+            audit.record(
+                AuditEvent.Verb.OTHER, actor_label="manage.py api_token", action="api_token_issued", user=email
+            )
         if not labs_for(user).exists():
             self.stderr.write(f"warning: {email} is a member of no lab; the API will answer 403 no_lab")
         self.stdout.write(token.key)
