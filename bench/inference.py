@@ -79,15 +79,10 @@ def load_bench_images(count: int, size: int) -> tuple[list[np.ndarray], str]:
         files = [f for group in zip(*per_class) for f in group][:count] if per_class else []
         if len(files) == count:
             return [load_image(f) for f in files], f"all4class ({root})"
-    try:
-        from ml.synthetic import make_smear
+    from ml.synthetic import make_smear
 
-        images = [make_smear(seed=i, label=SUBTYPES[i % len(SUBTYPES)], size=(size, size)).image
-                  for i in range(count)]
-        return images, "synthetic smears (ml.synthetic)"
-    except ImportError:
-        rng = np.random.default_rng(0)
-        return [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(count)], "random noise"
+    images = [make_smear(seed=i, label=SUBTYPES[i % len(SUBTYPES)], size=(size, size)).image for i in range(count)]
+    return images, "synthetic smears (ml.synthetic)"
 
 
 def seed_style_runner(

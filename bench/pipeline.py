@@ -25,7 +25,7 @@ What one run does, in order, all in a database of its own:
    seeded synthetic smears (ml.synthetic, 480x640) where the data is absent.
 3. **Naive serial path** (unless ``--no-naive``): in this process, after the
    model is loaded once, the upload call and then, one image at a time, the
-   same functions the tasks run (``workers.pipeline.classify_chunk([id])``
+   same functions the tasks run (``diagnostics.pipeline.classify_chunk([id])``
    then ``segment_image``), until the case is "awaiting review".
 4. **Workers.** For each count in ``--workers``: that many worker processes
    (``celery -A marrowfind worker -Q gpu,cpu -P solo``; model warm before the
@@ -34,7 +34,7 @@ What one run does, in order, all in a database of its own:
    "awaiting review". Per-stage seconds come from the ``Analysis.timings`` and
    ``TaskRun`` rows the workers wrote; the peak resident memory of each worker
    from ``/proc/<pid>/status`` (VmHWM).
-5. **Report** (when diagnostics.services.reports is present): one draft PDF of
+5. **Report** (when reports.services is present): one draft PDF of
    the last case, timed on its own (not part of the wall time).
 
 The human-readable table comes first; the LAST line is one JSON object with
@@ -334,7 +334,7 @@ class RunResult:
 def case_figures(case) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Per-stage totals (seconds summed over images), means and p95 from Analysis.timings."""
     from diagnostics.models import Analysis
-    from diagnostics.services.monitoring import percentile_cont
+    from monitoring.timings import percentile_cont
 
     values: dict[str, list[float]] = defaultdict(list)
     for timings in Analysis.objects.filter(image__case=case).values_list("timings", flat=True):
@@ -390,6 +390,24 @@ def peak_rss_mb(pid: int) -> float:
     return round(hwm(pid) + max((hwm(c) for c in children), default=0.0), 1)
 
 
+# --------------------------------------------------------------------------- the analysis alone
+
+
+def run_analysis_only(images) -> dict[str, float]:
+    """``ml.analysis.analyse_image`` (the unit the pipeline and the instant check run)
+    on every image in this process with the warm active models: no database, no
+    broker. Seconds in all and per image; the floor the pipeline adds its overhead to."""
+    from diagnostics import model_cache
+    from ml.analysis import analyse_image
+
+    active = model_cache.active_models()
+    started = time.perf_counter()
+    for name, data in images:
+        analyse_image(data, active.models, filename=name)
+    seconds = time.perf_counter() - started
+    return {"wall_s": round(seconds, 3), "per_image_s": round(seconds / max(len(images), 1), 4)}
+
+
 # --------------------------------------------------------------------------- the naive path
 
 
@@ -397,8 +415,8 @@ def run_naive(lab, user, images, accession: str) -> RunResult:
     """Upload, then the pipeline's own functions, one image at a time, in this process."""
     import torch
 
+    from diagnostics import model_cache, pipeline
     from diagnostics.models import ImageStatus, ModelTask
-    from workers import model_cache, pipeline
 
     loaded = time.perf_counter()
     _, predictor = model_cache.get(ModelTask.IMAGE)  # loaded once, before the clock, like a warm worker
@@ -533,10 +551,8 @@ def run_workers(count: int, lab, user, images, accession: str, args, env: BenchE
 
 
 def time_report(case, user) -> float | None:
-    try:
-        from diagnostics.services.reports import create_draft_report
-    except ImportError:
-        return None
+    from reports.services import create_draft_report
+
     started = time.perf_counter()
     try:
         create_draft_report(case, user)
@@ -616,6 +632,10 @@ def main(argv: list[str] | None = None) -> int:
 
         results: list[RunResult] = []
         naive = run_naive(lab, user, images, "BENCH-NAIVE") if args.naive else None
+        analysis_only = run_analysis_only(images) if args.naive else None
+        if analysis_only:
+            log(f"analyse_image alone (no database, no broker): {analysis_only['wall_s']:.2f} s, "
+                f"{analysis_only['per_image_s']:.3f} s per image")
         if naive:
             results.append(naive)
         for count in counts:
@@ -638,6 +658,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall_s": best.wall_s,
             "images_per_min": round(best.images_per_min, 1),
             "naive_wall_s": naive.wall_s if naive else None,
+            "analyse_image_s": analysis_only,
             "speedup": speedup,
             "workers": {str(c): {"wall_s": r.wall_s, "images_per_min": round(r.images_per_min, 1),
                                  "peak_rss_mb": r.peak_rss_mb, "torch_threads": r.torch_threads}

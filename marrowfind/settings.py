@@ -14,16 +14,26 @@ Two modes:
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from marrowfind.env import env_bool, env_float, env_int, env_list, env_str
+from marrowfind import embedded
+from marrowfind.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_name,
+    env_rate,
+    env_str,
+)
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("MARROWFIND_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+BASE_DIR = embedded.BASE_DIR
+# Importing the settings creates no folder and no file: marrowfind.embedded.prepare()
+# (called by manage.py, wsgi/asgi, Celery start-up and the tests) does.
+VAR_DIR = embedded.var_dir()
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -31,7 +41,6 @@ DEBUG = env_bool("DEBUG", False)
 _database_url = env_str("DATABASE_URL")
 EMBEDDED = _database_url is None
 if EMBEDDED:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
     _database_url = f"sqlite:///{VAR_DIR / 'marrowfind.sqlite3'}"
 try:
     _db = dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0))
@@ -54,11 +63,12 @@ if SECRET_KEY is None:
             "SECRET_KEY must be set when DATABASE_URL is set and DEBUG is off "
             "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))')"
         )
-    _key_file = VAR_DIR / "secret_key"
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    if not _key_file.exists():
-        _key_file.write_text(secrets.token_urlsafe(50))
-        _key_file.chmod(0o600)
+    _key_file = embedded.secret_key_file()
+    if not _key_file.is_file():
+        raise ImproperlyConfigured(
+            f"no SECRET_KEY and no generated key at {_key_file}: start through bin/run or manage.py "
+            "(they prepare the embedded folders), or set SECRET_KEY"
+        )
     SECRET_KEY = _key_file.read_text().strip()
 elif len(SECRET_KEY) < 32 and not DEBUG:
     raise ImproperlyConfigured("SECRET_KEY is too short: use at least 32 random characters")
@@ -81,10 +91,15 @@ if env_bool("BEHIND_TLS_PROXY", SECURE_HTTPS):
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# How many proxies in front of gunicorn append to X-Forwarded-For (1 with the
+# compose file's nginx). Every rate limit and lock-out keys on the address this
+# yields (marrowfind.clientip); 0 = no proxy: X-Forwarded-For is ignored.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT  # allauth's own reading agrees (the adapter uses ours)
 
 # --- applications ---------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "marrowfind.apps.MfaAdminConfig",  # django.contrib.admin behind allauth's login + two-factor
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -96,10 +111,20 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # kept only so the migration to hashed tokens can read the old table
+    "apitokens",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Apps by area; dependencies point down this list's layers (.importlinter):
+    # api > assistant > reports > review > accounts | instant | monitoring > diagnostics.
     "diagnostics",
+    "accounts",
+    "review",
+    "reports",
+    "assistant",
+    "instant",
+    "monitoring",
+    "api",
     "workers",
 ]
 
@@ -113,7 +138,29 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "marrowfind.middleware.NoStoreCacheControl",
+    "marrowfind.middleware.RefuseUnstorableText",
 ]
+
+# Content-Security-Policy (django-csp): scripts, styles, fonts and images from
+# this site only; no inline script, no eval, no framing. Inline style
+# attributes (a few progress bars and widths) are allowed, inline <style> not.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "marrowfind.urls"
 WSGI_APPLICATION = "marrowfind.wsgi.application"
@@ -153,8 +200,9 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = "none"
-ACCOUNT_ADAPTER = "diagnostics.accounts.InviteOnlyAccountAdapter"
-ACCOUNT_RATE_LIMITS = {"login_failed": "5/5m/ip,5/5m/key", "reset_password": "20/m/ip,5/m/key"}
+ACCOUNT_ADAPTER = "accounts.adapter.InviteOnlyAccountAdapter"
+# login_failed's "key" is account@address (accounts.adapter): never per address alone.
+ACCOUNT_RATE_LIMITS = {"login_failed": "5/5m/key", "reset_password": "20/m/ip,5/m/key"}
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Marrow-Find"
@@ -226,14 +274,11 @@ COMPILE_CACHE_DIR = Path(env_str("COMPILE_CACHE_DIR", str(VAR_DIR / "compile-cac
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("filesystem://")
 if CELERY_EMBEDDED_BROKER:
-    _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),
+        "data_folder_in": str(embedded.broker_folder("queue")),
+        "data_folder_out": str(embedded.broker_folder("queue")),
+        "processed_folder": str(embedded.broker_folder("processed")),
+        "control_folder": str(embedded.broker_folder("control")),
         "store_processed": False,
     }
 else:
@@ -260,36 +305,48 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Queue names: "gpu" = classification + CAM, "cpu" = decoding, segmentation,
 # overlays, reports; "priority" = the instant single-image check.
 CELERY_TASK_ROUTES = {
-    "workers.tasks.classify_chunk": {"queue": env_str("CLASSIFY_QUEUE", "gpu")},
-    "workers.instant_tasks.*": {"queue": "priority"},
-    "workers.*": {"queue": "cpu"},
+    "diagnostics.tasks.classify_chunk": {"queue": env_name("CLASSIFY_QUEUE", "gpu", choices=["gpu", "cpu", "priority"])},
+    "instant.tasks.*": {"queue": "priority"},
+    "diagnostics.tasks.*": {"queue": "cpu"},
+    "reports.tasks.*": {"queue": "cpu"},
 }
-CELERY_IMPORTS = ("workers.tasks", "workers.report_tasks", "workers.instant_tasks")
+# Each app's tasks.py is found by app.autodiscover_tasks() (marrowfind/celery.py);
+# the web side sends tasks by name through marrowfind/dispatch.py.
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stuck-images": {"task": "workers.tasks.requeue_stuck_images", "schedule": 120.0},
+    "requeue-stuck-images": {"task": "diagnostics.tasks.requeue_stuck_images", "schedule": 120.0},
 }
+# Load the active models when a worker process starts (workers/signals.py); off
+# for a worker that only renders reports.
+MARROWFIND_WARM_UP = env_bool("MARROWFIND_WARM_UP", True)
 STUCK_IMAGE_AFTER_S = env_int("STUCK_IMAGE_AFTER_S", 900, minimum=30)
+# Tests only: the image uploaded under this file name waits in its decode step until the task's
+# soft time limit stops it (tests/faults/test_time_limit.py); empty = no image waits.
+PIPELINE_SLOW_IMAGE = env_str("PIPELINE_SLOW_IMAGE", "")
 
 # --- cache ----------------------------------------------------------------
-# API throttles and login rate limits count in this cache: with several web
-# processes or machines it must be shared (Redis), or each counts on its own.
+# Every limit and one-time code lives in this cache (API throttles, login and
+# verify-upload limits, "TOTP code already used"), so it must be shared by all
+# web processes: Redis when CACHE_URL is set, else the database (a table made
+# by `manage.py createcachetable`; bin/run and the test database make it).
 _cache_url = env_str("CACHE_URL")
 if _cache_url is not None and not _cache_url.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"CACHE_URL={_cache_url!r} is not a redis:// URL")
+CACHE_TABLE = "mf_cache"
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
         if _cache_url
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": CACHE_TABLE,
+              "OPTIONS": {"MAX_ENTRIES": 100_000}}
     )
 }
 
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apitokens.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -299,12 +356,12 @@ REST_FRAMEWORK = {
         "rest_framework.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": env_str("API_THROTTLE_ANON", "60/min"),
-        "user": env_str("API_THROTTLE_USER", "1200/min"),
-        "upload": env_str("API_THROTTLE_UPLOAD", "120/min"),
-        "token": env_str("API_THROTTLE_TOKEN", "20/hour"),
+        "anon": env_rate("API_THROTTLE_ANON", "60/min"),
+        "user": env_rate("API_THROTTLE_USER", "1200/min"),
+        "upload": env_rate("API_THROTTLE_UPLOAD", "120/min"),
+        "token": env_rate("API_THROTTLE_TOKEN", "20/hour"),
     },
-    "EXCEPTION_HANDLER": "diagnostics.api.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
@@ -333,11 +390,15 @@ ASSISTANT_LLM_TIMEOUT_S = env_float("ASSISTANT_LLM_TIMEOUT_S", 30.0, minimum=1.0
 # --- monitoring -----------------------------------------------------------
 METRICS_TOKEN = env_str("METRICS_TOKEN")  # bearer token for /metrics; site admins may also view it
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in _LOG_LEVELS:
+    raise ImproperlyConfigured(f"LOG_LEVEL={env_str('LOG_LEVEL')!r} is not one of: {', '.join(_LOG_LEVELS)}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.request": {"level": "ERROR"}},
 }

@@ -18,3 +18,9 @@ os.environ.setdefault("STATIC_STORAGE", "plain")
 os.environ.setdefault("INFERENCE_COMPILE", "off")
 if os.environ.get("DATABASE_URL") and not os.environ.get("SECRET_KEY"):
     os.environ["SECRET_KEY"] = "test-only-" + secrets.token_urlsafe(40)
+
+# The test session is an entry point: it makes the embedded folders (var/, the
+# file-system broker's folders, the generated key), which importing the settings no longer does.
+from marrowfind import embedded
+
+embedded.prepare()

@@ -15,7 +15,6 @@ serves the report queue).
 from __future__ import annotations
 
 import logging
-import os
 
 from celery.signals import worker_process_init, worker_ready
 
@@ -23,13 +22,15 @@ logger = logging.getLogger(__name__)
 
 
 def _enabled() -> bool:
-    return os.environ.get("MARROWFIND_WARM_UP", "1").strip().lower() not in ("0", "false", "no", "off")
+    from django.conf import settings
+
+    return settings.MARROWFIND_WARM_UP  # strictly parsed (marrowfind.env): a typo stops the start
 
 
 def _warm_up() -> None:
     from django.db import connections
 
-    from workers import model_cache
+    from diagnostics import model_cache
 
     try:
         model_cache.cache.warm_up()

@@ -68,7 +68,7 @@ def test_the_image_ships_every_package_and_data_dir_the_code_reads(dockerfile):
     packages = {p.parent.name for p in REPO.glob("*/__init__.py")} - NOT_IN_IMAGES
     missing = sorted(packages - copied)
     assert not missing, f"{dockerfile.name} does not copy the packages {missing}"
-    from diagnostics.assistant.knowledge import knowledge_dir
+    from assistant.knowledge import knowledge_dir
 
     data_dirs = [*settings.TEMPLATES[0]["DIRS"], *settings.STATICFILES_DIRS, knowledge_dir()]
     for directory in data_dirs:

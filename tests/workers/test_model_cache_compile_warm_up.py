@@ -8,9 +8,9 @@ import threading
 
 from django.test import override_settings
 
+from diagnostics.model_cache import ModelCache
 from tests.base import BaseTestCase
 from tests.modelfixtures import register_test_model
-from workers.model_cache import ModelCache
 
 
 class CompileWarmUpTests(BaseTestCase):
