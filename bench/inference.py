@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python bench/inference.py --arch resnet50 [--images 64] [--batch-size 32] \
         [--precision auto|fp32|bf16|fp16] [--size 224] [--repeats 3] [--device cpu|cuda] \
-        [--compile on|off] [--short-chunk 5] [--dynamic-batch]
+        [--compile on|off] [--short-chunk 5] [--compare-padding]
 
 All paths run side by side in one process on the same images, each repeat
 running them one after another (so a noisy neighbour hurts all of them alike),
@@ -17,8 +17,9 @@ for the CAM paths, the map at the image's own size:
   (``Predictor(compile="on")``: torch.compile, inductor, freezing), a second
   Predictor on a copy of the same weights;
 * ``compiled_short``: a chunk of ``--short-chunk`` images (the last chunk of a
-  case), padded to the compiled batch; with ``--dynamic-batch`` a third
-  Predictor compiled with a dynamic batch dimension runs full and short chunks too;
+  case) through the compiled module (dynamic batch dimension, the default); with
+  ``--compare-padding`` a third Predictor compiled for the one static batch shape,
+  short chunks padded to it, runs full and short chunks too;
 * ``seed_style``: one image at a time through ``pytorch_grad_cam.GradCAM`` on an
   fp32 copy of the model, its forward output reused for the probabilities
   (the most generous reading of the seed app, which also ran fp32).
@@ -162,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", default="on", choices=("on", "off"),
                         help="also measure the compiled path (default on)")
     parser.add_argument("--short-chunk", type=int, default=5, help="images in the short (padded) chunk")
-    parser.add_argument("--dynamic-batch", action="store_true",
-                        help="also compile with a dynamic batch dimension and compare it with padding")
+    parser.add_argument("--compare-padding", action="store_true",
+                        help="also compile one static batch shape (short chunks padded) and compare")
     parser.add_argument("--cache-dir", default=None,
                         help="compile cache folder (default: a new temporary one, so compile_s is cold)")
     parser.add_argument("--cached-child", action="store_true", help=argparse.SUPPRESS)
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     model, card = bench_model(args)
     seed_model = copy.deepcopy(model).eval()
     compiled_model = copy.deepcopy(model)
-    dynamic_model = copy.deepcopy(model) if args.dynamic_batch else None
+    padded_model = copy.deepcopy(model) if args.compare_padding else None
     predictor = Predictor(model, card, device=args.device, precision=args.precision,
                           batch_size=args.batch_size)
     auto_compiles = should_compile("auto", predictor.device)
@@ -195,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         if not compiled.compiled:
             print(f"compile failed, compiled rows run eager: {compiled.compile_error}", file=sys.stderr)
         compile_cached_s = second_process_compile_s(argv, cache_dir)
-    dynamic = None
-    if dynamic_model is not None:
-        dynamic = Predictor(dynamic_model, card, device=args.device, precision=args.precision,
+    padded = None
+    if padded_model is not None:
+        padded = Predictor(padded_model, card, device=args.device, precision=args.precision,
                             batch_size=args.batch_size, compile="on", compile_cache_dir=cache_dir,
-                            dynamic_batch=True).warm_up()
+                            dynamic_batch=False).warm_up()
     seed_model.to(predictor.device)
     seed_run = seed_style_runner(seed_model, card, predictor.device)
 
@@ -228,11 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         paths["compiled_classify"] = (lambda: compiled.predict_proba(images), len(images))
         paths["compiled_cam"] = (lambda: compiled.predict(images, with_cam=True), len(images))
         paths["compiled_short"] = (lambda: compiled.predict(short, with_cam=True), len(short))
-    if dynamic is not None:
-        dynamic.predict(warm, with_cam=True)
-        dynamic.predict(short, with_cam=True)  # a second shape: compiled here, not timed
-        paths["dynamic_cam"] = (lambda: dynamic.predict(images, with_cam=True), len(images))
-        paths["dynamic_short"] = (lambda: dynamic.predict(short, with_cam=True), len(short))
+    if padded is not None:
+        padded.predict(warm, with_cam=True)
+        padded.predict(short, with_cam=True)
+        paths["padded_cam"] = (lambda: padded.predict(images, with_cam=True), len(images))
+        paths["padded_short"] = (lambda: padded.predict(short, with_cam=True), len(short))
     paths["seed_style"] = (seed_style, len(seed_images))
     rates: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(args.repeats):
@@ -259,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
               "short": f"  eager, a chunk of {len(short)}",
               "compiled_classify": "classify only, compiled",
               "compiled_cam": "classify + fused Grad-CAM, compiled",
-              "compiled_short": f"  compiled, a chunk of {len(short)} padded to {args.batch_size}",
-              "dynamic_cam": "classify + CAM, compiled, dynamic batch",
-              "dynamic_short": f"  dynamic batch, a chunk of {len(short)}",
+              "compiled_short": f"  compiled, a chunk of {len(short)}",
+              "padded_cam": "classify + CAM, compiled, static batch",
+              "padded_short": f"  static batch, a chunk of {len(short)} padded to {args.batch_size}",
               "seed_style": "seed style (GradCAM lib, 1 by 1, fp32)"}
     for name, label in labels.items():
         if name in median:
@@ -303,11 +304,11 @@ def main(argv: list[str] | None = None) -> int:
             "compile_s": round(compile_s, 2),
             "compile_cached_s": round(compile_cached_s, 2),
         })
-    if dynamic is not None:
+    if padded is not None:
         result.update({
-            "dynamic_cam_img_s": round(median["dynamic_cam"], 3),
-            "dynamic_short_img_s": round(median["dynamic_short"], 3),
-            "dynamic_compile_s": round(dynamic.compile_seconds or float("nan"), 2),
+            "padded_cam_img_s": round(median["padded_cam"], 3),
+            "padded_short_img_s": round(median["padded_short"], 3),
+            "padded_compile_s": round(padded.compile_seconds or float("nan"), 2),
         })
     print(json.dumps(result))
     return 0

@@ -125,9 +125,12 @@ class ModelCache:
             from ml.predict import Predictor
 
             if isinstance(loaded[1], Predictor):  # a cell-type model (ml.cells.CellClassifier) is not compiled
-                # Compiling takes tens of seconds on a CPU: it runs in a background thread, so the
-                # child reports ready at once (Celery's start-up timeout) and early batches run eager.
-                loaded[1].warm_up(wait=False)
+                # Compiling takes minutes on a CPU: it runs in a background thread, so the child
+                # reports ready at once (Celery's start-up timeout) and early batches run eager.
+                try:
+                    loaded[1].warm_up(wait=False)
+                except Exception:  # eager is always there; compiling is only an optimisation
+                    logger.exception("could not start compiling the %s model; it runs eager", task)
 
     def clear(self) -> None:
         with self._lock:

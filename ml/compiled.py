@@ -22,12 +22,6 @@ import torch
 
 COMPILE_MODES: tuple[str, ...] = ("auto", "on", "off")
 
-#: x86 vector ISAs (``torch.backends.cpu.get_cpu_capability()``) on which inductor's
-#: C++ code generation was measured faster than eager for classify + CAM. See
-#: :func:`cpu_compile_measured_faster` for the figures.
-_MEASURED_FASTER_CPU_CAPABILITIES: frozenset[str] = frozenset({"AVX2", "AVX512"})
-
-
 def check_compile_mode(mode: str) -> str:
     name = (mode or "off").strip().lower()
     if name not in COMPILE_MODES:
@@ -36,22 +30,25 @@ def check_compile_mode(mode: str) -> str:
 
 
 def cpu_compile_measured_faster() -> bool:
-    """True on the x86 CPUs (AVX2 / AVX-512, with or without AMX) where compiling measured faster.
+    """True on CPUs with AMX, the only kind where compiling measured clearly faster.
 
-    Measured (bench/inference.py, ResNet-50, 224 px, channels_last, classify +
-    fused CAM, eager and compiled in the same run):
+    Measured (classify + fused CAM, channels_last, eager and compiled in the same
+    run, the ratio compiled / eager):
 
-    * 2-core Intel Xeon with AMX (issue 18): fp32 1.67x, bf16 autocast 3.28x;
-    * 2-core AMD EPYC, AVX2 + FMA only (no AVX-512, no AVX512-BF16, no AMX):
-      see README "Inference speed" for the ratio at batch 16 and 32.
+    * 2-core Intel Xeon with AMX (issue 18, ResNet-50, batch 32): fp32 1.67x,
+      bf16 autocast 3.28x;
+    * the 2-core AMD EPYC here, AVX2 + FMA only (no AVX-512, no AVX512-BF16, no
+      AMX), shared with other jobs: ResNet-18 batch 16 fp32 1.20x, 1.21x, 1.25x,
+      1.11x (load 9-11) and 1.02x (load 26); ResNet-50 in README "Inference speed".
+      That gain does not pay for a compile of minutes per worker process on two
+      cores (~4 min cold, ~1 min from the cache, for ResNet-18 at that load), so
+      ``auto`` stays eager on such CPUs; ``on`` compiles anyway.
 
-    Other CPUs (ARM, no AVX2) were not measured, so ``auto`` leaves them eager.
+    Other CPUs (AVX-512 without AMX, ARM) were not measured: eager.
     """
-    try:
-        capability = torch.backends.cpu.get_cpu_capability()
-    except Exception:  # noqa: BLE001  # pragma: no cover - very old builds
-        return False
-    return capability in _MEASURED_FASTER_CPU_CAPABILITIES
+    from ml.device import cpu_has_amx
+
+    return cpu_has_amx()
 
 
 def should_compile(mode: str, device: torch.device) -> bool:

@@ -67,7 +67,7 @@ def real_images() -> list[np.ndarray]:
     files += sorted(cbc.glob("*.jpg"))[:2]
     if len(files) < 6:
         pytest.skip(f"too few images under {root}")
-    return [load_image(path) for path in files]  # 4 at 224 px + 2 at 640x480: chunks of 4 and 2 (padded)
+    return [load_image(path) for path in files]  # 4 at 224 px + 2 at 640x480: chunks of 4 and 2
 
 
 @pytest.mark.parametrize(("precision", "min_agreement"), [("fp32", 1.0), ("bf16", 0.99)])
@@ -82,7 +82,7 @@ def test_compiled_labels_maps_and_features_match_eager(real_images, cache_dir, p
     assert compiled.compile_state == "ready", compiled.compile_error
     reference = eager.predict(real_images)
     got = compiled.predict(real_images)
-    again = compiled.predict(real_images[:1])  # a chunk of one, padded to the compiled batch
+    again = compiled.predict(real_images[:1])  # a chunk of one: the same graph (padded to two)
     assert compiled.compile_state == "ready", compiled.compile_error
 
     agreement = np.mean([a.label == b.label for a, b in zip(reference, got)])
