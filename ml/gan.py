@@ -27,6 +27,12 @@ from torch import nn
 
 from ml.errors import CheckpointError, DatasetError
 
+# What the measurements say about --balance gan (README, "The cGAN, measured"); copied into the
+# card of every model trained with it. Update only from a new `ml gan ablation --seeds` result.
+BALANCE_GAN_VERDICT = (
+    "not recommended: no multi-seed ablation has shown a gain beyond its seed-to-seed spread "
+    "(one seed, 128 px: delta kappa +0.013, within noise; the 3-seed run did not fit the shared CPU)"
+)
 GAN_FORMAT = "marrowfind-cgan"
 GAN_SIZE = 64
 NOISE_DIM = 64

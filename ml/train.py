@@ -619,6 +619,7 @@ def train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
         "split_sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "train_counts": dict(Counter(s.label for s in split.train)),
         "gan_topup": gan_topup,
+        **({"balance_gan_verdict": _balance_gan_verdict()} if config.balance == "gan" else {}),
         "background": background_info,
         "config": config.to_card(),
         "history": outcome["history"],
@@ -629,6 +630,12 @@ def train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
         "seconds": outcome["seconds"],
     }
     return save_trained_model(model, config, class_names, binary_map, img_size, training, outcome, task="image")
+
+
+def _balance_gan_verdict() -> str:
+    from ml.gan import BALANCE_GAN_VERDICT
+
+    return BALANCE_GAN_VERDICT
 
 
 def attach_background_randomiser(train_ds: LabelledImages, samples: Sequence, config: TrainConfig) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ml.checkpoint import load_checkpoint
-from ml.gan import gan_ablation, summarise_ablation, train_gan
+from ml.gan import BALANCE_GAN_VERDICT, gan_ablation, summarise_ablation, train_gan
 from ml.train import TrainConfig, train
 from tests.ml._evalkit import write_colour_folder
 
@@ -33,6 +33,7 @@ def test_balance_gan_tops_up_the_training_split(unbalanced):
     topup = card.training["gan_topup"]
     assert set(topup) == {"a"}  # only the minority class is topped up
     assert counts["a"] + topup["a"] == max(counts.values())
+    assert card.training["balance_gan_verdict"] == BALANCE_GAN_VERDICT  # the measured verdict travels
 
 
 def test_ablation_trains_one_arm_with_and_one_without_gan_images_on_the_same_split(unbalanced):
