@@ -1,5 +1,6 @@
 """The Celery application. Configuration comes from Django settings under the
-``CELERY_`` namespace (cookiecutter-django style)."""
+``CELERY_`` namespace (cookiecutter-django style); each installed app's
+``tasks.py`` is found by ``autodiscover_tasks()``."""
 
 from __future__ import annotations
 
@@ -24,3 +25,4 @@ def _prepare_embedded_folders(sender=None, **kwargs) -> None:
 
 
 app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

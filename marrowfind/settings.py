@@ -115,7 +115,16 @@ INSTALLED_APPS = [
     "apitokens",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Apps by area; dependencies point down this list's layers (.importlinter):
+    # api > assistant > reports > review > accounts | instant | monitoring > diagnostics.
     "diagnostics",
+    "accounts",
+    "review",
+    "reports",
+    "assistant",
+    "instant",
+    "monitoring",
+    "api",
     "workers",
 ]
 
@@ -191,8 +200,8 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = "none"
-ACCOUNT_ADAPTER = "diagnostics.accounts.InviteOnlyAccountAdapter"
-# login_failed's "key" is account@address (diagnostics.accounts): never per address alone.
+ACCOUNT_ADAPTER = "accounts.adapter.InviteOnlyAccountAdapter"
+# login_failed's "key" is account@address (accounts.adapter): never per address alone.
 ACCOUNT_RATE_LIMITS = {"login_failed": "5/5m/key", "reset_password": "20/m/ip,5/m/key"}
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
@@ -254,6 +263,12 @@ INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "auto", choices=["auto", "cpu", "
 INFERENCE_PRECISION = env_str("INFERENCE_PRECISION", "auto", choices=["auto", "fp32", "bf16", "fp16"])
 WORKER_BATCH_SIZE = env_int("WORKER_BATCH_SIZE", 16, minimum=1, maximum=1024)
 CAM_METHOD = env_str("CAM_METHOD", "gradcam", choices=["gradcam", "gradcam++", "scorecam", "eigencam"])
+# torch.compile of the classify + CAM module (ml.compiled): auto = on CUDA and on the CPUs where it
+# measured faster; compiled at worker warm-up in the background, eager until ready.
+INFERENCE_COMPILE = env_str("INFERENCE_COMPILE", "auto", choices=["auto", "on", "off"])
+# Inductor's on-disk caches (FX graph, AOTAutograd, Triton): a second worker start reuses them.
+# Made when the first model compiles, not here.
+COMPILE_CACHE_DIR = Path(env_str("COMPILE_CACHE_DIR", str(VAR_DIR / "compile-cache"))).resolve()
 
 # --- Celery (read by marrowfind.celery under the CELERY namespace) --------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
@@ -290,20 +305,25 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Queue names: "gpu" = classification + CAM, "cpu" = decoding, segmentation,
 # overlays, reports; "priority" = the instant single-image check.
 CELERY_TASK_ROUTES = {
-    "workers.tasks.classify_chunk": {"queue": env_name("CLASSIFY_QUEUE", "gpu", choices=["gpu", "cpu", "priority"])},
-    "workers.instant_tasks.*": {"queue": "priority"},
-    "workers.*": {"queue": "cpu"},
+    "diagnostics.tasks.classify_chunk": {"queue": env_name("CLASSIFY_QUEUE", "gpu", choices=["gpu", "cpu", "priority"])},
+    "instant.tasks.*": {"queue": "priority"},
+    "diagnostics.tasks.*": {"queue": "cpu"},
+    "reports.tasks.*": {"queue": "cpu"},
 }
-CELERY_IMPORTS = ("workers.tasks", "workers.report_tasks", "workers.instant_tasks")
+# Each app's tasks.py is found by app.autodiscover_tasks() (marrowfind/celery.py);
+# the web side sends tasks by name through marrowfind/dispatch.py.
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stuck-images": {"task": "workers.tasks.requeue_stuck_images", "schedule": 120.0},
+    "requeue-stuck-images": {"task": "diagnostics.tasks.requeue_stuck_images", "schedule": 120.0},
 }
 # Load the active models when a worker process starts (workers/signals.py); off
 # for a worker that only renders reports.
 MARROWFIND_WARM_UP = env_bool("MARROWFIND_WARM_UP", True)
 STUCK_IMAGE_AFTER_S = env_int("STUCK_IMAGE_AFTER_S", 900, minimum=30)
+# Tests only: the image uploaded under this file name waits in its decode step until the task's
+# soft time limit stops it (tests/faults/test_time_limit.py); empty = no image waits.
+PIPELINE_SLOW_IMAGE = env_str("PIPELINE_SLOW_IMAGE", "")
 
 # --- cache ----------------------------------------------------------------
 # Every limit and one-time code lives in this cache (API throttles, login and
@@ -341,7 +361,7 @@ REST_FRAMEWORK = {
         "upload": env_rate("API_THROTTLE_UPLOAD", "120/min"),
         "token": env_rate("API_THROTTLE_TOKEN", "20/hour"),
     },
-    "EXCEPTION_HANDLER": "diagnostics.api.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }

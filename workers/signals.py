@@ -30,7 +30,7 @@ def _enabled() -> bool:
 def _warm_up() -> None:
     from django.db import connections
 
-    from workers import model_cache
+    from diagnostics import model_cache
 
     try:
         model_cache.cache.warm_up()
