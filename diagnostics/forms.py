@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import UploadedFile
 
 from diagnostics.access import labs_for
 from diagnostics.models import Case, Lab
+from marrowfind import textlimits
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -72,6 +73,10 @@ class CaseUploadForm(forms.ModelForm):
             self.fields["lab"].widget = forms.HiddenInput()
         self.fields["files"].help_text = _files_help()
         self.fields["accession_number"].widget.attrs.update({"autofocus": True})
+        # The same limit and message as the API (marrowfind.textlimits); the browser's own
+        # maxlength would cut a pasted note silently, so the server says it instead.
+        self.fields["clinical_note"].validators.append(textlimits.clinical_note)
+        self.fields["clinical_note"].help_text = f"At most {textlimits.CLINICAL_NOTE_CHARS:,} characters."
 
     def clean_accession_number(self) -> str:
         return self.cleaned_data["accession_number"].strip()
