@@ -99,15 +99,15 @@ __all__ = [
 
 def claim_token(task_id: str | None, worker: str = "") -> str:
     """``"<task id>@<worker>#<pid>"``: the task id part lets a retry of the same task re-take its
-    claims; the worker part (``workers.liveness``) lets the sweeper see that its worker is gone."""
-    from workers import liveness
+    claims; the worker part (``diagnostics.liveness``) lets the sweeper see that its worker is gone."""
+    from diagnostics import liveness
 
     return f"{task_id or 'inline-' + uuid.uuid4().hex}@{liveness.worker_id(worker) if worker else 'local'}"[:200]
 
 
 def _claims_of_gone_workers(now) -> list[str]:
     """Claims (older than a short grace) held by workers whose heartbeat has expired."""
-    from workers import liveness
+    from diagnostics import liveness
 
     grace = now - timedelta(seconds=settings.WORKER_DEAD_AFTER_S)
     tokens = set(

@@ -33,7 +33,7 @@ from marrowfind.env import (
 BASE_DIR = embedded.BASE_DIR
 # Importing the settings creates no folder and no file: marrowfind.embedded.prepare()
 # (called by manage.py, wsgi/asgi, Celery start-up and the tests) does.
-VAR_DIR = embedded.var_dir()
+VAR_DIR = Path(env_str("MARROWFIND_VAR_DIR", str(BASE_DIR / "var"))).resolve()  # = embedded.var_dir()
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -333,7 +333,7 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-images": {"task": "diagnostics.tasks.requeue_stuck_images", "schedule": float(SWEEP_PERIOD_S)},
 }
 # Each worker's main process refreshes a key in the shared cache this often
-# (workers/liveness.py); after WORKER_DEAD_AFTER_S without it, the worker is
+# (diagnostics/liveness.py); after WORKER_DEAD_AFTER_S without it, the worker is
 # gone and the sweeper gives its claims back: a kill -9 recovers in about
 # WORKER_DEAD_AFTER_S + SWEEP_PERIOD_S + the work itself.
 WORKER_HEARTBEAT_S = env_int("WORKER_HEARTBEAT_S", 10, minimum=1)

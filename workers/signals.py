@@ -24,7 +24,7 @@ from celery.signals import (
     worker_shutdown,
 )
 
-from workers import liveness
+from diagnostics import liveness
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ within a minute instead of waiting for the long stale limit.
 Each worker's main process writes ``mf:worker-alive:<hostname>#<pid>`` to the
 shared cache every ``WORKER_HEARTBEAT_S`` seconds, with a lifetime of
 ``WORKER_DEAD_AFTER_S``. Claims carry ``<task id>@<hostname>#<pid>``
-(``diagnostics.pipeline.claim_token``), so a claim whose key has expired
+(``diagnostics.pipeline.claim_token``); the heartbeat thread is started by workers/signals.py, so a claim whose key has expired
 belongs to a worker that is gone (kill -9, power loss), even when a new worker
 with the same host name has started since. A worker that is alive but slow
 keeps its claims until ``STUCK_IMAGE_AFTER_S``.
