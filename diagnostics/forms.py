@@ -81,6 +81,14 @@ class CaseUploadForm(forms.ModelForm):
     def clean_accession_number(self) -> str:
         return self.cleaned_data["accession_number"].strip()
 
+    def clean(self):
+        cleaned = super().clean()
+        # A hidden field's error would show nowhere: say it at the top of the form.
+        if isinstance(self.fields["lab"].widget, forms.HiddenInput) and "lab" in self._errors:
+            reasons = " ".join(self._errors.pop("lab"))
+            self.add_error(None, f"The lab of this form is not one of yours ({reasons}) Reload the page and send it again.")
+        return cleaned
+
     def validate_unique(self) -> None:
         # The model's (lab, accession_number) constraint, checked with a message for people.
         lab = self.cleaned_data.get("lab")

@@ -248,8 +248,12 @@ MAX_FILES_PER_BATCH = env_int("MAX_FILES_PER_BATCH", 500, minimum=1)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000, minimum=10_000)
 MAX_ZIP_UNCOMPRESSED_MB = env_int("MAX_ZIP_UNCOMPRESSED_MB", 2048, minimum=1)
 MAX_ZIP_RATIO = env_int("MAX_ZIP_RATIO", 100, minimum=2)
-DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_BATCH + 10
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Django's own parser limits sit well above the application's, so that a
+# batch over MAX_FILES_PER_BATCH or an over-long note reaches the form, which
+# says so and keeps what was typed; beyond them a page says which limit
+# (marrowfind.middleware), never a blank 400.
+DATA_UPLOAD_MAX_NUMBER_FILES = 2 * MAX_FILES_PER_BATCH + 10
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_PERMISSIONS = 0o640
 
