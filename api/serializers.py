@@ -22,6 +22,7 @@ from diagnostics.models import (
     SlideImage,
     Specimen,
 )
+from marrowfind import textlimits
 from review.services import ImageReviewItem
 
 # --------------------------------------------------------------------------- errors
@@ -149,7 +150,10 @@ class CaseCreateSerializer(serializers.Serializer):
     )
     specimen = serializers.ChoiceField(choices=Specimen.choices)
     stain = serializers.CharField(max_length=64, required=False, default="Wright-Giemsa")
-    clinical_note = serializers.CharField(required=False, allow_blank=True, default="")
+    clinical_note = serializers.CharField(
+        required=False, allow_blank=True, default="", validators=[textlimits.clinical_note],
+        help_text=f"At most {textlimits.CLINICAL_NOTE_CHARS:,} characters.",
+    )
     files = UploadFilesField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -98,8 +98,24 @@ __all__ = [
 
 
 def claim_token(task_id: str | None, worker: str = "") -> str:
-    """``"<task id>@<worker>"``: the task id part lets a retry of the same task re-take its claims."""
-    return f"{task_id or 'inline-' + uuid.uuid4().hex}@{worker or 'local'}"[:200]
+    """``"<task id>@<worker>#<pid>"``: the task id part lets a retry of the same task re-take its
+    claims; the worker part (``diagnostics.liveness``) lets the sweeper see that its worker is gone."""
+    from diagnostics import liveness
+
+    return f"{task_id or 'inline-' + uuid.uuid4().hex}@{liveness.worker_id(worker) if worker else 'local'}"[:200]
+
+
+def _claims_of_gone_workers(now) -> list[str]:
+    """Claims (older than a short grace) held by workers whose heartbeat has expired."""
+    from diagnostics import liveness
+
+    grace = now - timedelta(seconds=settings.WORKER_DEAD_AFTER_S)
+    tokens = set(
+        SlideImage.objects.filter(status=ImageStatus.PROCESSING, claimed_at__lt=grace)
+        .exclude(claimed_by="")
+        .values_list("claimed_by", flat=True)
+    )
+    return sorted(token for token in tokens if liveness.is_gone(token.split("@", 1)[-1]))
 
 
 def _task_prefix(token: str) -> str:
@@ -704,7 +720,10 @@ def requeue_stuck_images(now=None) -> RequeuePlan:
     now = now or timezone.now()
     stale = _stale_before(now)
     plan = RequeuePlan()
-    in_classification = Q(status=ImageStatus.PROCESSING, stage__in=["", STAGE_CLASSIFY], claimed_at__lt=stale)
+    # Stale: older than the long limit, or held by a worker that is gone (kill -9: its heartbeat expired).
+    gone = _claims_of_gone_workers(now)
+    is_stale = Q(claimed_at__lt=stale) | Q(claimed_by__in=gone)
+    in_classification = Q(status=ImageStatus.PROCESSING, stage__in=["", STAGE_CLASSIFY]) & is_stale
     for image_id in SlideImage.objects.filter(in_classification, attempts__gte=MAX_IMAGE_ATTEMPTS).values_list("pk", flat=True):
         if fail_image(
             image_id,
@@ -717,7 +736,7 @@ def requeue_stuck_images(now=None) -> RequeuePlan:
     requeued_cases = set(given_back.values_list("case_id", flat=True))
     given_back.update(status=ImageStatus.QUEUED, stage="", claimed_at=None, claimed_by="")
     stuck_segmentation = SlideImage.objects.filter(
-        status=ImageStatus.PROCESSING, stage__in=[STAGE_CLASSIFIED, STAGE_SEGMENT], claimed_at__lt=stale
+        is_stale, status=ImageStatus.PROCESSING, stage__in=[STAGE_CLASSIFIED, STAGE_SEGMENT]
     )
     for image in stuck_segmentation.only("pk", "claimed_at"):
         analysis = Analysis.objects.filter(image_id=image.pk).order_by("-created_at").first()

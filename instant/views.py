@@ -40,7 +40,9 @@ def instant_check(request: HttpRequest) -> HttpResponse:
         else:
             return redirect("instant_result", pk=check.pk)
     recent = instant_service.checks_for(request.user).select_related("created_by")[:10]
-    return render(request, "review/instant.html", {"form": form, "recent": recent})
+    # A refused file (or form) is a 4xx, like the API's answer, with the form saying why.
+    status = 400 if request.method == "POST" else 200
+    return render(request, "review/instant.html", {"form": form, "recent": recent}, status=status)
 
 
 def _check_or_404(user, pk: uuid.UUID) -> InstantCheck:

@@ -33,7 +33,7 @@ from marrowfind.env import (
 BASE_DIR = embedded.BASE_DIR
 # Importing the settings creates no folder and no file: marrowfind.embedded.prepare()
 # (called by manage.py, wsgi/asgi, Celery start-up and the tests) does.
-VAR_DIR = embedded.var_dir()
+VAR_DIR = Path(env_str("MARROWFIND_VAR_DIR", str(BASE_DIR / "var"))).resolve()  # = embedded.var_dir()
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -248,8 +248,12 @@ MAX_FILES_PER_BATCH = env_int("MAX_FILES_PER_BATCH", 500, minimum=1)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000, minimum=10_000)
 MAX_ZIP_UNCOMPRESSED_MB = env_int("MAX_ZIP_UNCOMPRESSED_MB", 2048, minimum=1)
 MAX_ZIP_RATIO = env_int("MAX_ZIP_RATIO", 100, minimum=2)
-DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_BATCH + 10
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Django's own parser limits sit well above the application's, so that a
+# batch over MAX_FILES_PER_BATCH or an over-long note reaches the form, which
+# says so and keeps what was typed; beyond them a page says which limit
+# (marrowfind.middleware), never a blank 400.
+DATA_UPLOAD_MAX_NUMBER_FILES = 2 * MAX_FILES_PER_BATCH + 10
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_PERMISSIONS = 0o640
 
@@ -282,12 +286,20 @@ if CELERY_EMBEDDED_BROKER:
         "store_processed": False,
     }
 else:
-    # Longer than the longest task (CELERY_TASK_TIME_LIMIT), so a task that is
-    # still running is not handed to a second worker.
+    # Redis hands an unacknowledged message to another worker after this long:
+    # it must exceed the longest task (its hard time limit), or a running task
+    # is run twice. A killed worker's work comes back much sooner through the
+    # sweeper (WORKER_DEAD_AFTER_S below); this is the last resort.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 0, minimum=0) or None,
     }
+# An unreachable broker stops a starting worker after a few tries with a clear
+# message (marrowfind/celery.py), instead of 100 silent retries.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = env_int("CELERY_BROKER_CONNECTION_MAX_RETRIES", 3, minimum=0)
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 4.0, minimum=0.5)
+# A pool process must finish starting (the model warm-up: 2.3-5.1 s measured) within this.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 60.0, minimum=4.0)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
@@ -299,8 +311,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimu
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360, minimum=2)
 if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     raise ImproperlyConfigured("CELERY_TASK_TIME_LIMIT must be greater than CELERY_TASK_SOFT_TIME_LIMIT")
-if not CELERY_EMBEDDED_BROKER and CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= CELERY_TASK_TIME_LIMIT:
-    raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must be longer than CELERY_TASK_TIME_LIMIT")
+if not CELERY_EMBEDDED_BROKER:
+    # Default: the hard time limit plus a minute (the longest a task can legitimately run).
+    if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] is None:
+        CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = CELERY_TASK_TIME_LIMIT + 60
+    if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= CELERY_TASK_TIME_LIMIT:
+        raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must be longer than CELERY_TASK_TIME_LIMIT")
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Queue names: "gpu" = classification + CAM, "cpu" = decoding, segmentation,
 # overlays, reports; "priority" = the instant single-image check.
@@ -314,13 +330,26 @@ CELERY_TASK_ROUTES = {
 # the web side sends tasks by name through marrowfind/dispatch.py.
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
+# The sweeper (beat, its own process): gives back the claims of workers that are gone,
+# re-sends lost messages and missing final reports.
+SWEEP_PERIOD_S = env_int("SWEEP_PERIOD_S", 20, minimum=5)
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stuck-images": {"task": "diagnostics.tasks.requeue_stuck_images", "schedule": 120.0},
+    "requeue-stuck-images": {"task": "diagnostics.tasks.requeue_stuck_images", "schedule": float(SWEEP_PERIOD_S)},
 }
+# Each worker's main process refreshes a key in the shared cache this often
+# (diagnostics/liveness.py); after WORKER_DEAD_AFTER_S without it, the worker is
+# gone and the sweeper gives its claims back: a kill -9 recovers in about
+# WORKER_DEAD_AFTER_S + SWEEP_PERIOD_S + the work itself.
+WORKER_HEARTBEAT_S = env_int("WORKER_HEARTBEAT_S", 10, minimum=1)
+WORKER_DEAD_AFTER_S = env_int("WORKER_DEAD_AFTER_S", 35, minimum=3)
+if WORKER_DEAD_AFTER_S <= 2 * WORKER_HEARTBEAT_S:
+    raise ImproperlyConfigured("WORKER_DEAD_AFTER_S must be more than twice WORKER_HEARTBEAT_S")
 # Load the active models when a worker process starts (workers/signals.py); off
 # for a worker that only renders reports.
 MARROWFIND_WARM_UP = env_bool("MARROWFIND_WARM_UP", True)
-STUCK_IMAGE_AFTER_S = env_int("STUCK_IMAGE_AFTER_S", 900, minimum=30)
+# A claim held this long by a worker that is still alive is given back too
+# (a hung task); above the hard time limit, so a running task keeps its images.
+STUCK_IMAGE_AFTER_S = env_int("STUCK_IMAGE_AFTER_S", 0, minimum=0) or CELERY_TASK_TIME_LIMIT + 60
 # Tests only: the image uploaded under this file name waits in its decode step until the task's
 # soft time limit stops it (tests/faults/test_time_limit.py); empty = no image waits.
 PIPELINE_SLOW_IMAGE = env_str("PIPELINE_SLOW_IMAGE", "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 
 from diagnostics.models import CaseStatus, Specimen
+from marrowfind import textlimits
 from review.services import WorklistQuery
 
 SCOPES = [("awaiting", "Awaiting review"), ("mine", "Assigned to me"), ("all", "All cases")]
@@ -48,7 +49,7 @@ class ReviewForm(forms.Form):
     """Confirm (label = the AI label) or override one image's label."""
 
     label = forms.ChoiceField(choices=[])
-    comment = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = forms.CharField(required=False, validators=[textlimits.review_comment], widget=forms.Textarea(attrs={"rows": 2}))
     submission_token = forms.UUIDField(widget=forms.HiddenInput)
 
     def __init__(self, *args, class_names: list[str], **kwargs):
@@ -64,7 +65,7 @@ class SignOutForm(forms.Form):
 
 class AmendForm(forms.Form):
     reason = forms.CharField(
-        label="Reason for the amendment", max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+        label="Reason for the amendment", validators=[textlimits.amendment_reason], widget=forms.Textarea(attrs={"rows": 3})
     )
 
 
