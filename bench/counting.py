@@ -60,11 +60,9 @@ CBC_SPLITS = ("Training", "Validation", "Testing")
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """Decode with ml.imageio where it exists (the project loader), else Pillow."""
-    try:
-        from ml.imageio import load_image
-    except ImportError:
-        return np.asarray(Image.open(path).convert("RGB"))
+    """Decode with the project loader (ml.imageio), as the pipeline does."""
+    from ml.imageio import load_image
+
     return load_image(path)
 
 

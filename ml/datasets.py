@@ -27,7 +27,7 @@ from ml.errors import DatasetError, ImageLoadError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 LAYOUTS = ("imagefolder", "cnmc")
-SPLIT_METHODS = ("auto", "contiguous", "random", "patient")
+SPLIT_METHODS = ("auto", "contiguous", "random", "patient", "kfold")
 # Order of the C-NMC classes: index 1 = leukemic, matching BINARY_NAMES ("normal", "ALL").
 CNMC_CLASSES: tuple[str, str] = ("hem", "all")
 
@@ -140,7 +140,7 @@ def _verify(path: Path) -> str | None:
     return None
 
 
-def _limit(samples: list[Sample], limit_per_class: int | None) -> list[Sample]:
+def take_per_class(samples: list[Sample], limit_per_class: int | None) -> list[Sample]:
     """Keep the first N per class *in file-number order*, so a limited set stays contiguous."""
     if limit_per_class is None:
         return samples
@@ -214,7 +214,7 @@ def scan_imagefolder(
                 continue
             samples.append(Sample(path=path, label=name, relpath=rel, number=_file_number(path.stem)))
     samples.sort(key=_sort_key)
-    samples = _limit(samples, limit_per_class)
+    samples = take_per_class(samples, limit_per_class)
     if verify:
         samples, skipped = _drop_unreadable(samples, skipped)
     _check_classes(root, class_names, samples, skipped)
@@ -268,7 +268,7 @@ def scan_cnmc(
     if not samples:
         raise DatasetError(f"no C-NMC images (UID_<patient>_..._all/_hem) found under {root}")
     samples.sort(key=lambda s: (s.label, s.group or "", s.relpath))
-    samples = _limit(samples, limit_per_class)
+    samples = take_per_class(samples, limit_per_class)
     if verify:
         samples, skipped = _drop_unreadable(samples, skipped)
     _check_classes(root, list(CNMC_CLASSES), samples, skipped)
@@ -325,6 +325,39 @@ def split_contiguous(
         offset = int(rng.integers(n)) if seed else 0
         rotated = ordered[offset:] + ordered[:offset]
         n_test, n_val = _n_for(test_fraction, n), _n_for(val_fraction, n)
+        test += rotated[:n_test]
+        val += rotated[n_test:n_test + n_val]
+        train += rotated[n_test + n_val:]
+    return train, val, test
+
+
+def split_kfold(
+    samples: Sequence[Sample], folds: int, fold: int, val_fraction: float = 0.15,
+) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """k-fold cross-validation over contiguous blocks of file numbers, per class.
+
+    Each class, ordered by file number, is cut into ``folds`` contiguous blocks of (nearly) equal
+    size; block ``fold`` is the test part, so every image is tested exactly once over the folds.
+    Validation is the run of ``val_fraction`` of the class that follows the test block (wrapping
+    round), training is the rest: every part stays one or two runs of neighbouring numbers.
+    """
+    if folds < 2 or not 0 <= fold < folds:
+        raise DatasetError(f"--fold must be in 0..{folds - 1} for --folds {folds} (and --folds >= 2)")
+    train: list[Sample] = []
+    val: list[Sample] = []
+    test: list[Sample] = []
+    by_class: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_class[sample.label].append(sample)
+    for label in sorted(by_class):
+        ordered = sorted(by_class[label], key=lambda s: (s.number if s.number is not None else -1,
+                                                         s.relpath))
+        n = len(ordered)
+        bounds = np.linspace(0, n, folds + 1).round().astype(int)
+        start, stop = int(bounds[fold]), int(bounds[fold + 1])
+        rotated = ordered[start:] + ordered[:start]  # test block first, then what follows it
+        n_test = stop - start
+        n_val = min(_n_for(val_fraction, n), max(0, n - n_test - 1))
         test += rotated[:n_test]
         val += rotated[n_test:n_test + n_val]
         train += rotated[n_test + n_val:]
@@ -399,23 +432,38 @@ def split_dataset(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     seed: int = 0,
+    folds: int | None = None,
+    fold: int = 0,
 ) -> Split:
-    """Split an index. ``auto`` = by patient where every sample has an id, else contiguous."""
+    """Split an index. ``auto`` = by patient where every sample has an id, else contiguous.
+
+    With ``folds`` (or ``method="kfold"``) it is fold ``fold`` of a contiguous-block k-fold
+    (:func:`split_kfold`); ``test_fraction`` is then 1/folds.
+    """
+    if folds is not None and method in ("auto", "contiguous", "kfold"):
+        method = "kfold"
     if method not in SPLIT_METHODS:
         raise DatasetError(f"unknown split {method!r}; choose one of {', '.join(SPLIT_METHODS)}")
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise DatasetError("val and test fractions must be in [0, 1) and sum to less than 1")
     if method == "auto":
         method = "patient" if all(s.group is not None for s in index.samples) else "contiguous"
-    func: Callable = {"contiguous": split_contiguous, "random": split_random,
-                      "patient": split_by_patient}[method]
-    train, val, test = func(index.samples, val_fraction, test_fraction, seed)
+    if method == "kfold":
+        if folds is None:
+            raise DatasetError("a k-fold split needs --folds")
+        train, val, test = split_kfold(index.samples, folds, fold, val_fraction)
+    else:
+        func: Callable = {"contiguous": split_contiguous, "random": split_random,
+                          "patient": split_by_patient}[method]
+        train, val, test = func(index.samples, val_fraction, test_fraction, seed)
     if not train:
         raise DatasetError("the split left no training images; use more data or smaller fractions")
     missing = [name for name in index.class_names if not any(s.label == name for s in train)]
     if missing:
         raise DatasetError(f"the split left class(es) without training images: {', '.join(missing)}")
-    return Split(method=method, train=train, val=val, test=test, seed=seed)
+    split = Split(method=method if method != "kfold" else f"kfold-{fold}-of-{folds}",
+                  train=train, val=val, test=test, seed=seed)
+    return split
 
 
 # --------------------------------------------------------------------------- torch datasets
@@ -456,6 +504,9 @@ class LabelledImages:
         self.transform = transform
         self.cache = cache
         self._cache: dict[int, np.ndarray] = {}
+        # Optional f(index, uint8 image) -> uint8 image applied before the transform (e.g. the
+        # background randomiser of ml.background), so cached decoded images stay untouched.
+        self.remix: Callable[[int, np.ndarray], np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -470,6 +521,8 @@ class LabelledImages:
 
     def __getitem__(self, i: int):
         image = self.image(i)
+        if self.remix is not None:
+            image = self.remix(i, image)
         if not image.flags.writeable:  # torch.from_numpy warns on read-only buffers
             image = image.copy()
         if self.transform is not None:

@@ -117,7 +117,7 @@ def train_demo_cell_model(
     from ml.datasets import LabelledImages
     from ml.errors import DatasetError
     from ml.models import build_model, imagenet_normalization
-    from ml.train import TrainConfig, _save, fit
+    from ml.train import TrainConfig, fit, save_trained_model
 
     n_val_smears = max(4, n_smears // 5)
     train_x, train_y, train_stats = synthetic_cell_crops(n_smears - n_val_smears, seed=seed)
@@ -153,5 +153,5 @@ def train_demo_cell_model(
         "precision": outcome["precision"],
         "seconds": outcome["seconds"],
     }
-    _save(model, config, CELL_CLASSES, None, img_size, training, outcome, task="cell")
+    save_trained_model(model, config, CELL_CLASSES, None, img_size, training, outcome, task="cell")
     return out_path

@@ -9,89 +9,23 @@ the preprocessing the platform uses.
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    cohen_kappa_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
 
 from ml.errors import DatasetError
+from ml.metrics import (  # noqa: F401  (compute_metrics, expected_calibration_error: public API here too)
+    ECE_BINS,
+    binary_summary,
+    compute_metrics,
+    expected_calibration_error,
+    short_metrics,
+)
 
-ECE_BINS = 15
 # C-NMC names for the two classes of a cell-level (blast-or-not) model.
 CELL_LABEL_ALIASES = {"hem": "not_blast", "all": "blast"}
-
-
-def expected_calibration_error(y_true: Sequence[int], probs: np.ndarray, n_bins: int = ECE_BINS) -> float:
-    """ECE: the confidence-weighted gap between confidence and accuracy, over equal-width bins."""
-    probs = np.asarray(probs, dtype=np.float64)
-    y_true = np.asarray(y_true)
-    if len(y_true) == 0:
-        return float("nan")
-    confidence = probs.max(1)
-    correct = probs.argmax(1) == y_true
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        in_bin = bins == b
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
-
-
-def _safe(value: float) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
-def compute_metrics(y_true: Sequence[int], probs: np.ndarray, class_names: Sequence[str]) -> dict:
-    """Accuracy, weighted/macro F1, Cohen's kappa, per-class precision/recall, ECE, ROC AUC.
-
-    ``probs`` is (N, K) main-head probabilities; the prediction is its argmax. Classes absent from
-    ``y_true`` still get a row (support 0) so reports from different splits line up.
-    """
-    y_true = np.asarray(y_true, dtype=np.int64)
-    probs = np.asarray(probs, dtype=np.float64)
-    y_pred = probs.argmax(1)
-    labels = list(range(len(class_names)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0)
-    kappa = cohen_kappa_score(y_true, y_pred, labels=labels) if len(set(y_true) | set(y_pred)) > 1 else 0.0
-    metrics: dict = {
-        "n": len(y_true),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "f1_weighted": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
-        "f1_macro": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "kappa": _safe(float(kappa)) or 0.0,
-        "ece": expected_calibration_error(y_true, probs),
-        "per_class": {
-            name: {"precision": float(precision[i]), "recall": float(recall[i]),
-                   "f1": float(f1[i]), "support": int(support[i])}
-            for i, name in enumerate(class_names)
-        },
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-    }
-    present = sorted(set(y_true.tolist()))
-    if len(present) >= 2:
-        if len(class_names) == 2:
-            metrics["roc_auc"] = float(roc_auc_score(y_true, probs[:, 1]))
-        elif len(present) == len(class_names):
-            metrics["roc_auc"] = float(roc_auc_score(y_true, probs, multi_class="ovr", average="macro",
-                                                     labels=labels))
-    return metrics
-
-
-def _short(metrics: dict) -> dict:
-    return {k: metrics[k] for k in ("accuracy", "f1_weighted", "kappa", "ece") if k in metrics}
 
 
 # --------------------------------------------------------------------------- data selection
@@ -119,10 +53,10 @@ def _select_samples(card, data: Path, layout: str, split: str, limit_per_class: 
         parts = Split.from_dict(stored, index)
         chosen, train = parts.part(split), parts.train
     if limit_per_class is not None:
-        from ml.datasets import _limit
+        from ml.datasets import take_per_class as limit
 
-        chosen = _limit(chosen, limit_per_class)
-        train = _limit(train, limit_per_class * 4) if train is not None else None
+        chosen = limit(chosen, limit_per_class)
+        train = limit(train, limit_per_class * 4) if train is not None else None
     if not chosen:
         raise DatasetError(f"no images to evaluate in the {split} split")
     return index, chosen, train
@@ -166,6 +100,9 @@ def evaluate_checkpoint(
     cam_examples: int = 8,
     seed: int = 0,
     progress: bool = True,
+    background: bool = True,
+    segmented: str | Path | None = None,
+    perturbations: Sequence[str] | None = None,
 ) -> dict:
     """Evaluate ``model_path`` on ``data`` and return the report dict (see module docstring)."""
     from tqdm.auto import tqdm
@@ -194,22 +131,29 @@ def evaluate_checkpoint(
     }
     report.update(compute_metrics(y, probs, class_names))
     if card.binary_map and predictions and predictions[0].all_probability is not None:
-        from ml.train import _binary_summary
-
         p_all = np.array([p.all_probability for p in predictions])
-        report["binary"] = _binary_summary(np.asarray(y), p_all, class_names, card.binary_map)
+        report["binary"] = binary_summary(np.asarray(y), p_all, class_names, card.binary_map)
         truth = np.array([card.binary_map[class_names[i]] for i in y])
         from_subtypes = np.array([card.binary_map[class_names[i]] for i in probs.argmax(1)])
         report["binary"]["accuracy_from_subtype_head"] = float((from_subtypes == truth).mean())
 
     if robustness:
         report["robustness"] = {}
-        for name in tqdm(list(PERTURBATIONS), desc="robustness", leave=False, disable=not progress):
+        names = list(perturbations or PERTURBATIONS)
+        if "stain_colour" not in names:
+            names.insert(0, "stain_colour")  # the one reported as accuracy_shifted
+        for name in tqdm(names, desc="robustness", leave=False, disable=not progress):
             shifted = perturb_all(images, name, seed=seed)
-            report["robustness"][name] = _short(compute_metrics(y, predictor.predict_proba(shifted),
+            report["robustness"][name] = short_metrics(compute_metrics(y, predictor.predict_proba(shifted),
                                                                 class_names))
         report["accuracy_shifted"] = report["robustness"]["stain_colour"]["accuracy"]
         report["accuracy_shifted_perturbation"] = "stain_colour (HED + HSV shift, ml.augment)"
+
+    swap = None
+    if background and card.task == "image" and len(set(y)) >= 2:
+        swap = background_swap_section(predictor, images, samples, y, class_names, data,
+                                       segmented=segmented, seed=seed)
+        report.update(swap.pop("report"))
 
     if shortcuts:
         report.update(_shortcut_section(samples, images, y, train_samples, class_names, card.task, seed))
@@ -217,9 +161,83 @@ def evaluate_checkpoint(
     if plots_dir is not None:
         report["plots"] = write_plots(Path(plots_dir), y, probs, class_names, images, samples,
                                       predictor, cam_examples=cam_examples)
+        if swap is not None:
+            report["plots"].append(write_swap_grid(Path(plots_dir) / "background_swap.png", swap, images,
+                                                   y, class_names))
     report["card_val_metrics"] = {k: v for k, v in (card.metrics or {}).items()
                                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return report
+
+
+def background_swap_section(predictor, images, samples, y, class_names, data: Path, *,
+                            segmented: str | Path | None = None, seed: int = 0) -> dict:
+    """Does the label come from the white cells or from the background? (see ml.background)
+
+    Every evaluation image's white cells are pasted onto the background of an evaluation image of
+    another class (its own white cells inpainted out) and onto a neutral synthetic background.
+    ``accuracy_background_swap``: the true label survives the swap; ``follows_background``: the
+    label became the donor's class; ``accuracy_neutral_background``: on the neutral background.
+    Returns ``{"report": figures, ...arrays for the plot}``.
+    """
+    from ml.background import background_swap_set, default_segmented_root, load_masks
+
+    root = Path(segmented) if segmented is not None else default_segmented_root(data)
+    masks, sources = load_masks(images, [s.relpath for s in samples], root)
+    built = background_swap_set(images, masks, y, seed=seed)
+    if not built["index"]:
+        return {"report": {"background_swap": {"n": 0, "reason": "no image with a usable white-cell mask"}}}
+    y_arr = np.asarray(y)
+    truth = y_arr[built["index"]]
+    donor_class = y_arr[built["donor"]]
+    swapped = predictor.predict_proba(built["swapped"]).argmax(1)
+    neutral = predictor.predict_proba(built["neutral"]).argmax(1)
+    per_class = {}
+    for c, name in enumerate(class_names):
+        sel = truth == c
+        if sel.any():
+            per_class[name] = {"n": int(sel.sum()), "accuracy": float((swapped[sel] == c).mean()),
+                               "follows_background": float((swapped[sel] == donor_class[sel]).mean()),
+                               "accuracy_neutral": float((neutral[sel] == c).mean())}
+    figures = {
+        "accuracy_background_swap": float((swapped == truth).mean()),
+        "follows_background": float((swapped == donor_class).mean()),
+        "accuracy_neutral_background": float((neutral == truth).mean()),
+        "background_swap": {
+            "n": len(truth), "n_without_mask": built["n_unusable"], "mask_sources": sources,
+            "segmented_root": str(root) if root is not None else None, "per_class": per_class,
+        },
+    }
+    return {"report": figures, "built": built, "swapped_pred": swapped, "neutral_pred": neutral}
+
+
+def write_swap_grid(path: Path, swap: dict, images, y, class_names, *, n: int = 8) -> str:
+    """A PNG grid: original | donor | swapped (predicted label) | neutral (predicted label)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    built = swap["built"]
+    truth = np.asarray(y)[built["index"]]
+    rows = _spread(truth, len(class_names), n)
+    fig, axes = plt.subplots(len(rows), 4, figsize=(10, 2.6 * len(rows)), squeeze=False)
+    for r, k in enumerate(rows):
+        i, j = built["index"][k], built["donor"][k]
+        panels = [
+            (images[i], f"cells: {class_names[y[i]]}"),
+            (images[j], f"donor: {class_names[y[j]]}"),
+            (built["swapped"][k], f"swapped -> {class_names[swap['swapped_pred'][k]]}"),
+            (built["neutral"][k], f"neutral -> {class_names[swap['neutral_pred'][k]]}"),
+        ]
+        for ax, (image, title) in zip(axes[r], panels):
+            ax.imshow(image)
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return str(path)
 
 
 def _shortcut_section(samples, images, y, train_samples, class_names, task, seed) -> dict:
@@ -349,6 +367,12 @@ def format_report(report: dict) -> str:
         lines.append(f"    border colour only            {fmt(report['shortcut_baseline_accuracy'])}")
         lines.append(f"    scale-bar corner patch only   {fmt(report['corner_patch_accuracy'])}")
         lines.append(f"    majority class (chance)       {fmt(report['chance_accuracy'])}")
+    if "accuracy_background_swap" in report:
+        bs = report["background_swap"]
+        lines.append(f"  background swap (n={bs['n']}, masks {bs['mask_sources']}):")
+        lines.append(f"    accuracy, cells on another class's background  {report['accuracy_background_swap']:.4f}")
+        lines.append(f"    label follows the background                   {report['follows_background']:.4f}")
+        lines.append(f"    accuracy, cells on a neutral background        {report['accuracy_neutral_background']:.4f}")
     if "binary" in report:
         lines.append(f"  ALL vs normal (binary head) accuracy {report['binary']['accuracy']:.4f}")
     return "\n".join(lines)

@@ -27,6 +27,12 @@ from torch import nn
 
 from ml.errors import CheckpointError, DatasetError
 
+# What the measurements say about --balance gan (README, "The cGAN, measured"); copied into the
+# card of every model trained with it. Update only from a new `ml gan ablation --seeds` result.
+BALANCE_GAN_VERDICT = (
+    "not recommended: no multi-seed ablation has shown a gain beyond its seed-to-seed spread "
+    "(one seed, 128 px: delta kappa +0.013, within noise; the 3-seed run did not fit the shared CPU)"
+)
 GAN_FORMAT = "marrowfind-cgan"
 GAN_SIZE = 64
 NOISE_DIM = 64
@@ -408,9 +414,9 @@ def gan_ablation(
     from ml.augment import eval_transform
     from ml.datasets import samples_to_dataset, scan_dataset, split_dataset
     from ml.device import resolve_precision, select_device
-    from ml.evaluate import compute_metrics
+    from ml.metrics import compute_metrics
     from ml.models import imagenet_normalization, input_size_for
-    from ml.train import TrainConfig, _train_on_split, predict_loader
+    from ml.train import TrainConfig, predict_loader, train_on_split
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -428,7 +434,7 @@ def gan_ablation(
             limit_per_class=limit_per_class, device=device, progress=progress,
             gan_model=Path(gan_model) if gan_model else None, gan_epochs=gan_epochs, **train_kwargs,
         )
-        result = _train_on_split(config, index, split)
+        result = train_on_split(config, index, split)
         from ml.checkpoint import load_checkpoint
 
         model, _card = load_checkpoint(result.checkpoint)
@@ -446,3 +452,164 @@ def gan_ablation(
     results["delta_kappa"] = results["gan"]["kappa"] - results["baseline"]["kappa"]
     results["helped"] = bool(results["delta_kappa"] > 0)
     return results
+
+
+def summarise_ablation(per_seed: Sequence[dict]) -> dict:
+    """Mean ± sd over seeds of each arm and of the gan − baseline deltas, and the verdict.
+
+    ``helped`` is True only when the mean kappa gain exceeds its own standard deviation over the
+    seeds (one sd above zero): a gain smaller than the seed-to-seed spread is not called a gain.
+    """
+    from ml.metrics import mean_sd
+
+    out: dict = {"seeds": [r.get("seed") for r in per_seed], "n_seeds": len(per_seed)}
+    for arm in ("baseline", "gan"):
+        for key in ("accuracy", "kappa", "f1_macro"):
+            mean, sd = mean_sd([r[arm][key] for r in per_seed])
+            out[f"{arm}_{key}_mean"], out[f"{arm}_{key}_sd"] = mean, sd
+    for key in ("delta_accuracy", "delta_kappa"):
+        mean, sd = mean_sd([r[key] for r in per_seed])
+        out[f"{key}_mean"], out[f"{key}_sd"] = mean, sd
+    out["helped"] = bool(len(per_seed) >= 2 and out["delta_kappa_mean"] > out["delta_kappa_sd"])
+    return out
+
+
+def gan_ablation_seeds(data: str | Path, out_dir: str | Path, *, seeds: Sequence[int] = (0, 1, 2),
+                       **kwargs) -> dict:
+    """:func:`gan_ablation` once per seed (each seed: its own split rotation, its own cGAN trained on
+    that split's training part, both classifier arms), then :func:`summarise_ablation`."""
+    if kwargs.get("gan_model") is not None and len(seeds) > 1:
+        raise DatasetError("a fixed --gan-model was trained on one split; the multi-seed ablation trains one per seed")
+    per_seed = []
+    for seed in seeds:
+        result = gan_ablation(data, Path(out_dir) / f"seed{seed}", seed=seed, **kwargs)
+        result["seed"] = seed
+        per_seed.append(result)
+    return {"per_seed": per_seed, **summarise_ablation(per_seed)}
+
+
+# --------------------------------------------------------------------------- measures
+
+def backbone_features(images: Sequence[np.ndarray], *, arch: str = "efficientnet_lite0",
+                      weights: str | None = "imagenet", size: int = 128, batch_size: int = 64,
+                      model: nn.Module | None = None) -> np.ndarray:
+    """(N, D) pooled features of the pretrained classifier backbone (ImageNet weights, no head).
+
+    Every image is first brought to the GAN's 64×64 and then to ``size``, so real and generated
+    images are compared at the GAN's resolution, not penalised for it.
+    """
+    from ml.models import build_model, imagenet_normalization
+    from ml.preprocess import resize_image, to_batch
+
+    if model is None:
+        model = build_model(arch, ["a", "b"], weights=weights)
+    model.eval()
+    mean, std = imagenet_normalization(arch)
+    small = [resize_image(np.asarray(image), GAN_SIZE) for image in images]
+    rows = []
+    with torch.inference_mode():
+        for start in range(0, len(small), batch_size):
+            batch = to_batch(small[start:start + batch_size], size, mean, std)
+            rows.append(model.pooled(model.forward_features(batch)).float().numpy())
+    return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+def feature_distances(real: dict[str, Sequence[np.ndarray]], synthetic: dict[str, Sequence[np.ndarray]],
+                      *, reference: dict[str, Sequence[np.ndarray]] | None = None,
+                      arch: str = "efficientnet_lite0", weights: str | None = "imagenet", seed: int = 0) -> dict:
+    """Per class: Fréchet and kernel distances (FID/KID formulas) between real and synthetic images
+    on the pretrained backbone's features. With ``reference`` (other real images of the class,
+    e.g. the training split against the test split) the same distances real-vs-real are given as
+    the floor a perfect generator would reach on these slides."""
+    from ml.metrics import frechet_distance, kernel_distance
+    from ml.models import build_model
+
+    model = build_model(arch, ["a", "b"], weights=weights)
+    out: dict = {}
+    for name, real_images in real.items():
+        f_real = backbone_features(real_images, arch=arch, model=model)
+        f_fake = backbone_features(synthetic[name], arch=arch, model=model)
+        row = {"n_real": len(f_real), "n_synthetic": len(f_fake),
+               "fid": frechet_distance(f_real, f_fake), "kid": kernel_distance(f_real, f_fake, seed=seed)}
+        if reference is not None and name in reference:
+            f_ref = backbone_features(reference[name], arch=arch, model=model)
+            row["fid_real_vs_real"] = frechet_distance(f_real, f_ref)
+            row["kid_real_vs_real"] = kernel_distance(f_real, f_ref, seed=seed)
+        out[name] = row
+    return out
+
+
+def classification_accuracy_score(
+    synthetic: dict[str, Sequence[np.ndarray]], test_items: Sequence, test_labels: Sequence[int],
+    class_names: Sequence[str], *, arch: str = "efficientnet_lite0", weights: str | None = "imagenet",
+    img_size: int = GAN_SIZE, epochs: int = 3, batch_size: int = 32, seed: int = 0, device: str | None = None,
+    progress: bool = False, val_share: float = 0.2,
+) -> dict:
+    """Classification accuracy score (Ravuri & Vinyals 2019): train the classifier on *synthetic
+    images only* (a held-out share of them for model selection) and test it on real images.
+
+    A generator whose classes are right scores near a real-trained classifier; one that draws the
+    slide backgrounds but not the cells scores near chance."""
+    from torch.utils.data import DataLoader
+
+    from ml.augment import eval_transform, train_transform
+    from ml.datasets import LabelledImages
+    from ml.device import resolve_precision, select_device
+    from ml.metrics import compute_metrics
+    from ml.models import build_model, imagenet_normalization
+    from ml.train import TrainConfig, fit, predict_loader
+
+    rng = np.random.default_rng(seed)
+    train_x, train_y, val_x, val_y = [], [], [], []
+    for index, name in enumerate(class_names):
+        images = list(synthetic[name])
+        order = rng.permutation(len(images))
+        n_val = max(1, round(val_share * len(images)))
+        for rank, i in enumerate(order):
+            (val_x if rank < n_val else train_x).append(images[i])
+            (val_y if rank < n_val else train_y).append(index)
+    mean, std = imagenet_normalization(arch)
+    model = build_model(arch, list(class_names), weights=weights)
+    config = TrainConfig(arch=arch, img_size=img_size, epochs=epochs, batch_size=batch_size, seed=seed,
+                         device=device, progress=progress, balance="none", patience=epochs)
+    outcome = fit(model, LabelledImages(train_x, train_y, train_transform(img_size, mean, std)),
+                  LabelledImages(val_x, val_y, eval_transform(img_size, mean, std)), config,
+                  class_names=list(class_names), binary_map=None, pretrained=weights is not None)
+    dev = select_device(device)
+    test = LabelledImages(list(test_items), list(test_labels), eval_transform(img_size, mean, std))
+    probs, _, y = predict_loader(model.to(dev), DataLoader(test, batch_size=64), dev, resolve_precision(dev, "auto"))
+    metrics = compute_metrics(y, probs, class_names)
+    return {"cas_accuracy": metrics["accuracy"], "cas_kappa": metrics["kappa"],
+            "cas_per_class_recall": {k: v["recall"] for k, v in metrics["per_class"].items()},
+            "n_synthetic_train": len(train_x), "n_real_test": len(y), "img_size": img_size,
+            "epochs_run": len(outcome["history"])}
+
+
+def gan_measures(gan: ConditionalGAN | str | Path, data: str | Path, *, layout: str = "imagefolder",
+                 split_seed: int | None = None, n_per_class: int = 200, arch: str = "efficientnet_lite0",
+                 weights: str | None = "imagenet", cas_epochs: int = 3, limit_per_class: int | None = None,
+                 seed: int = 0, device: str | None = None, progress: bool = False) -> dict:
+    """Both measures of a trained cGAN on the split it was trained on (its training part is what
+    it saw; the test part is held out): per-class feature distances (real test vs synthetic, and
+    real test vs real train as the floor) and the classification accuracy score."""
+    from ml.datasets import load_rgb, scan_dataset, split_dataset
+
+    if not isinstance(gan, ConditionalGAN):
+        gan = load_gan(gan)
+    split_seed = int(gan.training.get("seed", 0)) if split_seed is None else split_seed
+    index = scan_dataset(data, layout, limit_per_class=limit_per_class)
+    split = split_dataset(index, "auto", seed=split_seed)
+    lookup = {name: i for i, name in enumerate(gan.class_names)}
+    synthetic = {name: sample_images(gan, name, n_per_class, seed=seed + 1000 + i)
+                 for i, name in enumerate(gan.class_names)}
+    real_test = {name: [load_rgb(s.path) for s in split.test if s.label == name] for name in gan.class_names}
+    real_train = {name: [load_rgb(s.path) for s in split.train if s.label == name][:n_per_class]
+                  for name in gan.class_names}
+    distances = feature_distances(real_test, synthetic, reference=real_train, arch=arch, weights=weights,
+                                  seed=seed)
+    cas = classification_accuracy_score(
+        synthetic, [s.path for s in split.test], [lookup[s.label] for s in split.test], gan.class_names,
+        arch=arch, weights=weights, epochs=cas_epochs, seed=seed, device=device, progress=progress)
+    return {"split": split.method, "split_seed": split_seed, "n_per_class": n_per_class,
+            "feature_backbone": f"{arch} ({weights or 'random'} weights), pooled features at 128 px",
+            "feature_distance": distances, **cas}

@@ -45,6 +45,7 @@ from ml.datasets import (
 )
 from ml.errors import CheckpointError, DatasetError
 from ml.labels import CELL_CLASSES, SUBTYPE_BINARY_MAP, SUBTYPES
+from ml.metrics import binary_summary, compute_metrics, kappa_score
 
 BALANCES = ("none", "weights", "sampler", "gan")
 BINARY_LOSS_WEIGHT = 0.5  # the subtype head is the main task; the ALL-vs-normal head rides along
@@ -90,6 +91,10 @@ class TrainConfig:
     save_state: bool = True  # write <out>.state.pt after every epoch (for --resume after a crash)
     data_label: str | None = None  # replaces the data root in the card (e.g. a temporary synthetic set)
     stain_jitter: bool = True
+    folds: int | None = None  # k-fold over contiguous blocks: test = block ``fold`` of ``folds``
+    fold: int = 0
+    background: str = "none"  # "randomise": white cells pasted on other/synthetic backgrounds
+    segmented: Path | None = None  # white-cell masks for --background (default <data>_segmented)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
@@ -104,6 +109,7 @@ class TrainConfig:
             resume=args.resume, patience=args.patience, workers=args.workers,
             limit_per_class=args.limit_per_class, curve=args.curve, device=args.device,
             precision=args.precision, progress=not args.quiet, pixels_per_micron=args.pixels_per_micron,
+            folds=args.folds, fold=args.fold, background=args.background, segmented=args.segmented,
         )
 
     def to_card(self) -> dict:
@@ -177,12 +183,28 @@ def _binary_targets(labels: torch.Tensor, class_names: Sequence[str],
     return lookup[labels]
 
 
-def _lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Linear warm-up, then cosine decay to 5 % of the base rate."""
-    if warmup_steps and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+def build_lr_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int,
+                       ) -> tuple[torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.CosineAnnealingLR]:
+    """torch's own schedulers, stepped once per batch: linear warm-up (``LinearLR``) over
+    ``warmup_steps``, then cosine decay (``CosineAnnealingLR``) to zero at ``total_steps``, chained
+    by ``SequentialLR``. Returns (the scheduler to step, its cosine part, which
+    :func:`shorten_cosine` re-targets when a time budget cuts the run short)."""
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    warmup_steps = max(1, int(warmup_steps))
+    warmup = LinearLR(optimizer, start_factor=1.0 / warmup_steps, end_factor=1.0, total_iters=warmup_steps)
+    cosine = CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=0.0)
+    return SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps]), cosine
+
+
+def shorten_cosine(cosine: torch.optim.lr_scheduler.CosineAnnealingLR, total_steps: int,
+                   warmup_steps: int) -> None:
+    """Make the cosine part end at ``total_steps`` instead (never before the step it has reached).
+
+    ``CosineAnnealingLR.step`` is recursive (each rate derives from the previous one), so a new
+    ``T_max`` continues the curve from the current rate and reaches ``eta_min`` at the new end.
+    """
+    cosine.T_max = max(1, cosine.last_epoch, total_steps - max(1, int(warmup_steps)))
 
 
 def planned_epochs(epochs_done: int, epoch_seconds: float, seconds_left: float, max_epochs: int) -> int:
@@ -276,7 +298,7 @@ def fit(
     The best epoch (highest validation kappa, ties broken by lower validation loss) is the one
     kept. After every epoch the full state is written to ``state_path`` for ``--resume``.
     """
-    from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
+    from sklearn.metrics import accuracy_score, f1_score
     from tqdm.auto import tqdm
 
     from ml.device import autocast, precision_name, select_device
@@ -311,7 +333,7 @@ def fit(
     # rather than overwritten in the first noisy steps.
     backbone_lr = config.lr * (config.backbone_lr_scale if pretrained else 1.0)
     optimizer = torch.optim.AdamW(
-        [{"params": backbone, "base_lr": backbone_lr}, {"params": heads, "base_lr": config.lr}],
+        [{"params": backbone, "lr": backbone_lr}, {"params": heads, "lr": config.lr}],
         lr=config.lr, weight_decay=config.weight_decay,
     )
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and dtype == torch.float16)
@@ -319,6 +341,8 @@ def fit(
     steps_per_epoch = max(1, len(train_loader))
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = min(100, max(1, total_steps // 10))
+    scheduler, cosine = build_lr_scheduler(optimizer, total_steps, warmup_steps)
+    schedule_start = 0  # the global step at which the current scheduler began
     history: list[dict] = []
     best = {"kappa": -math.inf, "val_loss": math.inf, "epoch": 0, "state": None}
     start_epoch, step, bad_epochs = 0, 0, 0
@@ -332,8 +356,15 @@ def fit(
         bad_epochs = int(resume_state["bad_epochs"])
         best = {"kappa": float(resume_state["best_kappa"]), "val_loss": float(resume_state["best_val_loss"]),
                 "epoch": int(resume_state["best_epoch"]), "state": resume_state["best_state"]}
-        for group, base in zip(optimizer.param_groups, (backbone_lr, config.lr)):
-            group["base_lr"] = base
+        if "scheduler" in resume_state:
+            scheduler.load_state_dict(resume_state["scheduler"])
+        else:  # a finished checkpoint (or an old state file): a fresh schedule over the epochs left
+            for group, base in zip(optimizer.param_groups, (backbone_lr, config.lr)):
+                group["lr"] = group["initial_lr"] = base
+            left = steps_per_epoch * max(1, config.epochs - start_epoch)
+            warmup_steps = min(warmup_steps, max(1, left // 10))
+            scheduler, cosine = build_lr_scheduler(optimizer, left, warmup_steps)
+            schedule_start = step
 
     started = time.monotonic()
     stopped_early = False
@@ -346,9 +377,6 @@ def fit(
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                    disable=not config.progress)
         for images, labels in bar:
-            factor = _lr_factor(step, total_steps, warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
             images = images.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             labels = labels.to(device, non_blocking=True)
             with autocast(device, dtype):
@@ -361,6 +389,7 @@ def fit(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            scheduler.step()
             step += 1
             running += float(loss.detach()) * len(labels)
             seen += len(labels)
@@ -372,8 +401,7 @@ def fit(
         y_pred = probs.argmax(1)
         val_loss = float(nn.functional.nll_loss(
             torch.log(torch.from_numpy(probs).clamp_min(1e-8)), torch.from_numpy(y_val).long()))
-        kappa = float(cohen_kappa_score(y_val, y_pred)) if len(set(y_val) | set(y_pred)) > 1 else 0.0
-        kappa = 0.0 if math.isnan(kappa) else kappa
+        kappa = kappa_score(y_val, y_pred)
         record = {
             "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
             "val_accuracy": float(accuracy_score(y_val, y_pred)), "val_kappa": kappa,
@@ -395,6 +423,7 @@ def fit(
         if state_path is not None:
             torch.save({
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
                 "history": history, "epoch": epoch + 1, "step": step, "bad_epochs": bad_epochs,
                 "best_kappa": best["kappa"], "best_val_loss": best["val_loss"],
                 "best_epoch": best["epoch"], "best_state": best["state"], **(extra_state or {}),
@@ -415,8 +444,11 @@ def fit(
                 break
             # Shrink the cosine schedule to the epochs that fit, so the rate has decayed by the
             # last epoch the budget allows instead of being cut off at a high rate.
-            total_steps = min(total_steps, steps_per_epoch * planned_epochs(
-                epoch + 1, epoch_seconds, config.time_budget_s - elapsed, config.epochs))
+            fits = steps_per_epoch * planned_epochs(epoch + 1, epoch_seconds,
+                                                    config.time_budget_s - elapsed, config.epochs)
+            if fits < total_steps:
+                total_steps = fits
+                shorten_cosine(cosine, total_steps - schedule_start, warmup_steps)
 
     if best["state"] is not None:
         model.load_state_dict(best["state"])
@@ -425,26 +457,13 @@ def fit(
         # --resume continues from it. The state file (4x the model) only survives interruptions.
         Path(state_path).unlink(missing_ok=True)
     probs, binary_probs, y_val = predict_loader(model, val_loader, device, dtype, desc="validate")
-    from ml.evaluate import compute_metrics
-
     val_metrics = compute_metrics(y_val, probs, class_names)
     if binary_probs is not None and binary_map:
-        val_metrics["binary"] = _binary_summary(y_val, binary_probs, class_names, binary_map)
+        val_metrics["binary"] = binary_summary(y_val, binary_probs, class_names, binary_map)
     val_metrics["split"] = "val"
     return {"history": history, "best_epoch": best["epoch"], "stopped_early": stopped_early,
             "val": val_metrics, "device": str(device), "precision": precision_name(dtype),
             "seconds": round(time.monotonic() - started, 1)}
-
-
-def _binary_summary(y: np.ndarray, p_all: np.ndarray, class_names: Sequence[str],
-                    binary_map: dict[str, int]) -> dict:
-    from sklearn.metrics import accuracy_score, roc_auc_score
-
-    truth = np.array([binary_map[class_names[i]] for i in y])
-    out = {"accuracy": float(accuracy_score(truth, p_all >= 0.5))}
-    if len(set(truth)) == 2:
-        out["roc_auc"] = float(roc_auc_score(truth, p_all))
-    return out
 
 
 def plot_curve(history: list[dict], path: Path, title: str = "") -> Path:
@@ -547,13 +566,14 @@ def train(config: TrainConfig, *, on_epoch_end: Callable[[dict], None] | None = 
         split = Split.from_dict(stored_split, index)
     else:
         split = split_dataset(index, config.split, val_fraction=config.val_fraction,
-                              test_fraction=config.test_fraction, seed=config.seed)
+                              test_fraction=config.test_fraction, seed=config.seed,
+                              folds=config.folds, fold=config.fold)
     if not split.val:
         raise DatasetError("the split left no validation images; use more data or a larger --val-fraction")
-    return _train_on_split(config, index, split, resume_state, on_epoch_end=on_epoch_end)
+    return train_on_split(config, index, split, resume_state, on_epoch_end=on_epoch_end)
 
 
-def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
+def train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
                     resume_state: dict | None = None, *,
                     on_epoch_end: Callable[[dict], None] | None = None) -> TrainResult:
     from ml.models import build_model, imagenet_normalization, input_size_for
@@ -569,6 +589,11 @@ def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
                                   train_transform(img_size, mean, std, stain_jitter=config.stain_jitter,
                                                   crop_scale=tuple(config.crop_scale)))
     val_ds = samples_to_dataset(split.val, class_names, eval_transform(img_size, mean, std))
+    background_info = None
+    if config.background == "randomise":
+        background_info = attach_background_randomiser(train_ds, split.train, config)
+    elif config.background != "none":
+        raise DatasetError(f"unknown background recipe {config.background!r}; choose none or randomise")
     gan_topup: dict[str, int] = {}
     balance = config.balance
     if balance == "gan":
@@ -594,6 +619,8 @@ def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
         "split_sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "train_counts": dict(Counter(s.label for s in split.train)),
         "gan_topup": gan_topup,
+        **({"balance_gan_verdict": _balance_gan_verdict()} if config.balance == "gan" else {}),
+        "background": background_info,
         "config": config.to_card(),
         "history": outcome["history"],
         "best_epoch": outcome["best_epoch"],
@@ -602,10 +629,36 @@ def _train_on_split(config: TrainConfig, index: DatasetIndex, split: Split,
         "precision": outcome["precision"],
         "seconds": outcome["seconds"],
     }
-    return _save(model, config, class_names, binary_map, img_size, training, outcome, task="image")
+    return save_trained_model(model, config, class_names, binary_map, img_size, training, outcome, task="image")
 
 
-def _save(model: nn.Module, config: TrainConfig, class_names: Sequence[str],
+def _balance_gan_verdict() -> str:
+    from ml.gan import BALANCE_GAN_VERDICT
+
+    return BALANCE_GAN_VERDICT
+
+
+def attach_background_randomiser(train_ds: LabelledImages, samples: Sequence, config: TrainConfig) -> dict:
+    """``--background randomise``: the training images' white cells go on other backgrounds.
+
+    Masks come from the segmented view (``config.segmented`` or ``<data>_segmented``) with the
+    colour fallback of :func:`ml.background.cell_mask`; only training images are used, as cell
+    sources and as donor backgrounds.
+    """
+    from ml.background import BackgroundRandomiser, default_segmented_root, load_masks
+
+    root = Path(config.segmented) if config.segmented else (
+        default_segmented_root(Path(config.data)) if config.data else None)
+    images = [train_ds.image(i) for i in range(len(samples))]
+    masks, sources = load_masks(images, [s.relpath for s in samples], root)
+    randomiser = BackgroundRandomiser(images, masks, seed=config.seed)
+    train_ds.remix = randomiser
+    return {"recipe": "randomise", "segmented_root": str(root) if root else None, "mask_sources": sources,
+            "usable": int(sum(randomiser.usable)), "donor_backgrounds": len(randomiser.backgrounds),
+            "p_donor": randomiser.p_donor, "p_synthetic": randomiser.p_synthetic}
+
+
+def save_trained_model(model: nn.Module, config: TrainConfig, class_names: Sequence[str],
           binary_map: dict[str, int] | None, img_size: int, training: dict, outcome: dict,
           *, task: str) -> TrainResult:
     from ml.checkpoint import ModelCard, save_checkpoint
@@ -802,14 +855,13 @@ def train_cell_model(config: TrainConfig, *, pbc_dir: Path | None = None,
         "precision": outcome["precision"],
         "seconds": outcome["seconds"],
     }
-    return _save(model, config, CELL_CLASSES, None, img_size, training, outcome, task="cell")
+    return save_trained_model(model, config, CELL_CLASSES, None, img_size, training, outcome, task="cell")
 
 
 def check_on_cnmc(model: nn.Module, cnmc_dir: Path, img_size: int, config: TrainConfig) -> dict:
     """Accuracy of a cell model on the real C-NMC single cells (all = blast, hem = normal)."""
     from ml.datasets import scan_cnmc
     from ml.device import resolve_precision, select_device
-    from ml.evaluate import compute_metrics
     from ml.models import imagenet_normalization
 
     index = scan_cnmc(cnmc_dir)

@@ -30,7 +30,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     parser.add_argument("--limit-per-class", type=int, default=None)
     parser.add_argument("--no-robustness", action="store_true", help="skip the shifted re-evaluations")
+    parser.add_argument("--perturbations", nargs="+", default=None,
+                        help="robustness perturbations to run (default: all of ml.augment.PERTURBATIONS; "
+                             "stain_colour, reported as accuracy_shifted, always runs)")
     parser.add_argument("--no-shortcuts", action="store_true", help="skip the shortcut audit")
+    parser.add_argument("--no-background-swap", action="store_true",
+                        help="skip the background-swap test (white cells pasted on other backgrounds)")
+    parser.add_argument("--segmented", type=Path, default=None,
+                        help="segmented-view folder with the white-cell masks (default: <data>_segmented; "
+                             "images without a usable mask fall back to a colour mask)")
     parser.add_argument("--cam-examples", type=int, default=8, help="Grad-CAM overlays to draw with --plots")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random perturbations")
     parser.add_argument("--quiet", action="store_true")
@@ -56,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         cam_examples=args.cam_examples,
         seed=args.seed,
         progress=not args.quiet,
+        background=not args.no_background_swap,
+        segmented=args.segmented,
+        perturbations=args.perturbations,
     )
     text = json.dumps(report, indent=2)
     if args.json is not None:

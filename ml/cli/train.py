@@ -36,6 +36,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
     parser.add_argument("--split", choices=SPLITS, default="auto",
                         help="auto = patient where ids exist, else contiguous (default)")
+    parser.add_argument("--folds", type=int, default=None,
+                        help="k-fold cross-validation over contiguous blocks of file numbers: the test "
+                             "part is block --fold of --folds per class")
+    parser.add_argument("--fold", type=int, default=0, help="which fold is the test part (0-based)")
+    parser.add_argument("--background", choices=("none", "randomise"), default="none",
+                        help="randomise = paste the training images' white cells onto other training "
+                             "images' (cells removed) or synthetic backgrounds, so the background stops "
+                             "predicting the class")
+    parser.add_argument("--segmented", type=Path, default=None,
+                        help="segmented-view folder for --background (default: <data>_segmented)")
     parser.add_argument("--val-fraction", type=float, default=0.15)
     parser.add_argument("--test-fraction", type=float, default=0.15)
     parser.add_argument("--img-size", type=int, default=None, help="input side in pixels (default: arch default)")
