@@ -37,7 +37,7 @@ from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from diagnostics import pipeline
+from diagnostics import pipeline, sweeper
 from diagnostics.models import Case, TaskRun
 from marrowfind import dispatch
 from marrowfind.celery import app
@@ -182,7 +182,7 @@ def finalize_case(self, case_id: int) -> bool:
 def requeue_stuck_images(self) -> dict[str, int]:
     """Periodic (beat, settings.CELERY_BEAT_SCHEDULE): give back stale claims and re-send lost work."""
     with task_run(self, "requeue_stuck_images") as run:
-        plan = pipeline.requeue_stuck_images()
+        plan = sweeper.requeue_stuck_images()
         for case_id in plan.cases:
             process_case.delay(case_id)
         for analysis_id in plan.segment:

@@ -195,19 +195,19 @@ def services(compose: dict[str, Any] | None = None) -> dict[str, Service]:
 
 @cache
 def settings_env_names() -> frozenset[str]:
-    """Names passed as the first argument of an env_* call in marrowfind/settings.py."""
-    tree = ast.parse(SETTINGS_FILE.read_text(), filename=str(SETTINGS_FILE))
+    """Names passed as the first argument of an env_* call in marrowfind/settings.py, and
+    of ``os.environ.get`` in marrowfind/embedded.py (the embedded mode's var folder)."""
     names = set()
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id in ENV_READERS
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        ):
-            names.add(node.args[0].value)
+    for path in (SETTINGS_FILE, SETTINGS_FILE.parent / "embedded.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+                    and isinstance(node.args[0].value, str)):
+                continue
+            func = node.func
+            if (isinstance(func, ast.Name) and func.id in ENV_READERS) or (
+                isinstance(func, ast.Attribute) and func.attr == "get" and ast.unparse(func.value) == "os.environ"
+            ):
+                names.add(node.args[0].value)
     return frozenset(names)
 
 
