@@ -39,9 +39,10 @@ def cpu_compile_measured_faster() -> bool:
       bf16 autocast 3.28x;
     * the 2-core AMD EPYC here, AVX2 + FMA only (no AVX-512, no AVX512-BF16, no
       AMX), shared with other jobs: ResNet-18 batch 16 fp32 1.20x, 1.21x, 1.25x,
-      1.11x (load 9-11) and 1.02x (load 26); ResNet-50 in README "Inference speed".
+      1.11x (load 9-11) and 1.02x (load 26); ResNet-50 batch 32 fp32 1.72x median
+      of three repeats ranging 0.65x-2.13x (load 12-20).
       That gain does not pay for a compile of minutes per worker process on two
-      cores (~4 min cold, ~1 min from the cache, for ResNet-18 at that load), so
+      cores (ResNet-50: 373 s cold, 134 s from the cache, at that load), so
       ``auto`` stays eager on such CPUs; ``on`` compiles anyway.
 
     Other CPUs (AVX-512 without AMX, ARM) were not measured: eager.
