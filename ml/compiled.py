@@ -29,8 +29,13 @@ def check_compile_mode(mode: str) -> str:
     return name
 
 
+#: x86 vector ISAs (``torch.backends.cpu.get_cpu_capability()``) on which compiling
+#: measured faster than eager for classify + CAM (see :func:`cpu_compile_measured_faster`).
+_MEASURED_FASTER_CPU_CAPABILITIES: frozenset[str] = frozenset({"AVX2", "AVX512"})
+
+
 def cpu_compile_measured_faster() -> bool:
-    """True on CPUs with AMX, the only kind where compiling measured clearly faster.
+    """True on the x86 CPUs (AVX2 or AVX-512, AMX or not) where compiling measured faster.
 
     Measured (classify + fused CAM, channels_last, eager and compiled in the same
     run, the ratio compiled / eager):
@@ -38,17 +43,18 @@ def cpu_compile_measured_faster() -> bool:
     * 2-core Intel Xeon with AMX (issue 18, ResNet-50, batch 32): fp32 1.67x,
       bf16 autocast 3.28x;
     * the 2-core AMD EPYC here, AVX2 + FMA only (no AVX-512, no AVX512-BF16, no
-      AMX), shared with other jobs: ResNet-18 batch 16 fp32 1.20x, 1.21x, 1.25x,
-      1.11x (load 9-11) and 1.02x (load 26); ResNet-50 in README "Inference speed".
-      That gain does not pay for a compile of minutes per worker process on two
-      cores (~4 min cold, ~1 min from the cache, for ResNet-18 at that load), so
-      ``auto`` stays eager on such CPUs; ``on`` compiles anyway.
+      AMX): ResNet-18 batch 16 fp32 1.14x at load ~4 (compile 28 s cold, 7.8 s
+      from the cache); 1.02x-1.25x with other jobs on the cores (load 9-26);
+      ResNet-50 batch 32 1.72x median of three repeats ranging 0.65x-2.13x
+      (load 12-20; compile 373 s cold, 134 s cached at that load).
 
-    Other CPUs (AVX-512 without AMX, ARM) were not measured: eager.
+    Other CPUs (ARM, no AVX2) were not measured, so ``auto`` leaves them eager.
     """
-    from ml.device import cpu_has_amx
-
-    return cpu_has_amx()
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # noqa: BLE001  # pragma: no cover - very old builds
+        return False
+    return capability in _MEASURED_FASTER_CPU_CAPABILITIES
 
 
 def should_compile(mode: str, device: torch.device) -> bool:
