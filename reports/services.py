@@ -31,6 +31,8 @@ import hashlib
 import logging
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -201,3 +203,24 @@ def time_report_render(case: Case, *, version: int | None = None) -> dict[str, f
     timings["bytes"] = float(len(pdf))
     timings["images"] = float(len(content.rows))
     return timings
+
+
+@dataclass(frozen=True)
+class MissingFinalReport:
+    version: int
+    error: str  # the last failed render's error, "" when none was recorded yet
+    failed_at: datetime | None
+
+
+def missing_final_report(case: Case) -> MissingFinalReport | None:
+    """For a signed-out case without the final report of its current sign-out: what the
+    lab is told (the last render's error, if one failed). None when nothing is missing."""
+    from diagnostics.models import CaseStatus, TaskRun
+
+    if case.status != CaseStatus.SIGNED_OUT or not case.sign_out_version:
+        return None
+    if case.reports.filter(version=case.sign_out_version).exclude(status="draft").exists():
+        return None
+    failed = (TaskRun.objects.filter(case=case, task_name="render_final_report", ok=False)
+              .order_by("-started_at").first())
+    return MissingFinalReport(case.sign_out_version, failed.error if failed else "", failed.started_at if failed else None)

@@ -11,8 +11,16 @@ from __future__ import annotations
 
 import time
 
-from diagnostics.tasks import RETRY_OPTIONS, task_run
+from celery.exceptions import Retry
+
+from diagnostics.tasks import RETRY_OPTIONS, TRANSIENT_ERRORS, task_run
 from marrowfind.celery import app
+
+# A render that fails for any other reason (the PDF library, a time limit) is
+# tried again this many times, a minute apart, before it is left to the sweeper;
+# meanwhile the case's reports panel says that the final report is missing and why.
+RENDER_RETRIES = 3
+RENDER_RETRY_DELAY_S = 60
 
 
 @app.task(bind=True, name="reports.tasks.render_final_report", **RETRY_OPTIONS)
@@ -20,9 +28,16 @@ def render_final_report(self, case_id: int, signed_by_id: int | None, version: i
     """Make (once) the final PDF report of sign-out ``version`` of the case; returns the report id."""
     from reports import services as reports
 
-    with task_run(self, "render_final_report") as run:
-        run.case_id = case_id
-        started = time.perf_counter()
-        report = reports.create_final_report(case_id, signed_by_id, version)
-        run.timings["report"] = round(time.perf_counter() - started, 4)
-        return str(report.pk)
+    try:
+        with task_run(self, "render_final_report") as run:
+            run.case_id = case_id
+            started = time.perf_counter()
+            report = reports.create_final_report(case_id, signed_by_id, version)
+            run.timings["report"] = round(time.perf_counter() - started, 4)
+            return str(report.pk)
+    except (Retry, *TRANSIENT_ERRORS):
+        raise
+    except Exception as exc:
+        if self.request.retries < RENDER_RETRIES:
+            raise self.retry(exc=exc, countdown=RENDER_RETRY_DELAY_S, max_retries=RENDER_RETRIES) from exc
+        raise

@@ -41,7 +41,8 @@ def _panel_context(request: HttpRequest, case) -> dict:
     reports = list(report_service.reports_of(case))
     for report in reports:
         report.verify_path = report_rendering.verify_path(str(report.pk), report.content_sha256)
-    return {"case": case, "reports": reports, "case_url": case_page_url(case)}
+    return {"case": case, "reports": reports, "case_url": case_page_url(case),
+            "missing_final": report_service.missing_final_report(case)}
 
 
 @login_required

@@ -36,19 +36,19 @@ class InstantCheckTests(BaseTestCase):
     def test_not_an_image_is_a_clear_error_and_nothing_is_stored(self):
         self.client.force_login(self.technician)
         response = self.client.post(reverse("instant_check"), {"image": upload("x.png", b"not a png at all"), "lab": self.lab.pk})
-        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.status_code, 400)  # a refused file is a 4xx (issue 15)
         self.assertTrue(response.context["form"].errors["image"])
         self.assertFalse(InstantCheck.objects.exists())
 
     def test_missing_file_is_a_clear_error(self):
         self.client.force_login(self.technician)
         response = self.client.post(reverse("instant_check"), {"lab": self.lab.pk})
-        self.assertContains(response, "This field is required")
+        self.assertContains(response, "This field is required", status_code=400)
 
     def test_another_labs_id_in_the_form_is_refused(self):
         self.client.force_login(self.technician)
         response = self.client.post(reverse("instant_check"), {"image": upload(), "lab": self.other_lab.pk})
-        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.status_code, 400)  # a refused form is a 4xx, with the form saying why
         self.assertIn("lab", response.context["form"].errors)
         self.assertFalse(InstantCheck.objects.exists())
 
