@@ -25,7 +25,7 @@ What one run does, in order, all in a database of its own:
    seeded synthetic smears (ml.synthetic, 480x640) where the data is absent.
 3. **Naive serial path** (unless ``--no-naive``): in this process, after the
    model is loaded once, the upload call and then, one image at a time, the
-   same functions the tasks run (``workers.pipeline.classify_chunk([id])``
+   same functions the tasks run (``diagnostics.pipeline.classify_chunk([id])``
    then ``segment_image``), until the case is "awaiting review".
 4. **Workers.** For each count in ``--workers``: that many worker processes
    (``celery -A marrowfind worker -Q gpu,cpu -P solo``; model warm before the
@@ -34,7 +34,7 @@ What one run does, in order, all in a database of its own:
    "awaiting review". Per-stage seconds come from the ``Analysis.timings`` and
    ``TaskRun`` rows the workers wrote; the peak resident memory of each worker
    from ``/proc/<pid>/status`` (VmHWM).
-5. **Report** (when diagnostics.services.reports is present): one draft PDF of
+5. **Report** (when reports.services is present): one draft PDF of
    the last case, timed on its own (not part of the wall time).
 
 The human-readable table comes first; the LAST line is one JSON object with
@@ -180,6 +180,8 @@ def prepare_environment(args: argparse.Namespace) -> BenchEnv:
         "STATIC_STORAGE": "plain",
         "WORKER_BATCH_SIZE": str(args.batch_size),
         "INFERENCE_DEVICE": args.device,
+        "INFERENCE_COMPILE": args.compile,
+        "COMPILE_CACHE_DIR": str(env.folder / "compile-cache"),  # shared by every run: a restart hits it
         "LOG_LEVEL": "WARNING",
         "MAX_FILES_PER_BATCH": str(max(500, args.images)),
     }
@@ -332,7 +334,7 @@ class RunResult:
 def case_figures(case) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """Per-stage totals (seconds summed over images), means and p95 from Analysis.timings."""
     from diagnostics.models import Analysis
-    from diagnostics.services.monitoring import percentile_cont
+    from monitoring.timings import percentile_cont
 
     values: dict[str, list[float]] = defaultdict(list)
     for timings in Analysis.objects.filter(image__case=case).values_list("timings", flat=True):
@@ -388,6 +390,24 @@ def peak_rss_mb(pid: int) -> float:
     return round(hwm(pid) + max((hwm(c) for c in children), default=0.0), 1)
 
 
+# --------------------------------------------------------------------------- the analysis alone
+
+
+def run_analysis_only(images) -> dict[str, float]:
+    """``ml.analysis.analyse_image`` (the unit the pipeline and the instant check run)
+    on every image in this process with the warm active models: no database, no
+    broker. Seconds in all and per image; the floor the pipeline adds its overhead to."""
+    from diagnostics import model_cache
+    from ml.analysis import analyse_image
+
+    active = model_cache.active_models()
+    started = time.perf_counter()
+    for name, data in images:
+        analyse_image(data, active.models, filename=name)
+    seconds = time.perf_counter() - started
+    return {"wall_s": round(seconds, 3), "per_image_s": round(seconds / max(len(images), 1), 4)}
+
+
 # --------------------------------------------------------------------------- the naive path
 
 
@@ -395,11 +415,12 @@ def run_naive(lab, user, images, accession: str) -> RunResult:
     """Upload, then the pipeline's own functions, one image at a time, in this process."""
     import torch
 
+    from diagnostics import model_cache, pipeline
     from diagnostics.models import ImageStatus, ModelTask
-    from workers import model_cache, pipeline
 
     loaded = time.perf_counter()
-    model_cache.get(ModelTask.IMAGE)  # loaded once, before the clock, like a warm worker
+    _, predictor = model_cache.get(ModelTask.IMAGE)  # loaded once, before the clock, like a warm worker
+    predictor.warm_up()  # and compiled, when INFERENCE_COMPILE says so
     model_cache.get(ModelTask.CELL)
     log(f"naive: model loaded in {time.perf_counter() - loaded:.2f} s (not timed); torch threads {torch.get_num_threads()}")
     started = time.perf_counter()
@@ -468,6 +489,20 @@ def worker_processes(count: int, folder: Path, pool: str, threads: int) -> Itera
                 if worker.process.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"worker {worker.name} did not start:\n{worker.log()[-3000:]}")
                 time.sleep(0.2)
+        # The compiler runs in the background after "ready" (batches would run eager meanwhile):
+        # wait for it, so the timed run measures the path production settles on.
+        compile_deadline = time.monotonic() + 1800
+        compile_started = time.perf_counter()
+        for worker in workers:
+            while compiles_here() and not any(mark in worker.log() for mark in COMPILE_DONE_MARKS):
+                if worker.process.poll() is not None or time.monotonic() > compile_deadline:
+                    raise SystemExit(f"worker {worker.name} did not finish compiling:\n{worker.log()[-3000:]}")
+                time.sleep(0.5)
+        if compiles_here():
+            lines = [line for worker in workers for line in worker.log().splitlines() if COMPILE_DONE_MARKS[0] in line
+                     or COMPILE_DONE_MARKS[1] in line]
+            log(f"{count} worker(s): compiling done {time.perf_counter() - compile_started:.1f} s after ready "
+                f"(not timed): {' | '.join(line.split(': ', 1)[-1] for line in lines)}")
         yield workers
     finally:
         for worker in workers:
@@ -480,6 +515,19 @@ def worker_processes(count: int, folder: Path, pool: str, threads: int) -> Itera
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(worker.process.pid, signal.SIGKILL)
                 worker.process.wait(timeout=30)
+
+
+COMPILE_DONE_MARKS = ("torch.compile ready", "torch.compile of ")  # ml.predict's log lines (ready / failed)
+
+
+def compiles_here() -> bool:
+    """Whether the workers' Predictor compiles (INFERENCE_COMPILE on this device)."""
+
+    from ml.compiled import should_compile
+    from ml.device import select_device
+
+    device = os.environ.get("INFERENCE_DEVICE", "auto")
+    return should_compile(os.environ.get("INFERENCE_COMPILE", "off"), select_device(None if device == "auto" else device))
 
 
 def torch_threads_per_worker(count: int, device: str) -> int:
@@ -503,10 +551,8 @@ def run_workers(count: int, lab, user, images, accession: str, args, env: BenchE
 
 
 def time_report(case, user) -> float | None:
-    try:
-        from diagnostics.services.reports import create_draft_report
-    except ImportError:
-        return None
+    from reports.services import create_draft_report
+
     started = time.perf_counter()
     try:
         create_draft_report(case, user)
@@ -558,6 +604,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker", default="auto", help="auto | redis-private | filesystem | a broker URL")
     parser.add_argument("--pool", default="solo", choices=["solo", "prefork", "threads"])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
+                        help="INFERENCE_COMPILE for the workers; compiling is waited for before the clock starts")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for one case")
     parser.add_argument("--keep", action="store_true", help="keep the temporary database and folder")
     args = parser.parse_args(argv)
@@ -584,6 +632,10 @@ def main(argv: list[str] | None = None) -> int:
 
         results: list[RunResult] = []
         naive = run_naive(lab, user, images, "BENCH-NAIVE") if args.naive else None
+        analysis_only = run_analysis_only(images) if args.naive else None
+        if analysis_only:
+            log(f"analyse_image alone (no database, no broker): {analysis_only['wall_s']:.2f} s, "
+                f"{analysis_only['per_image_s']:.3f} s per image")
         if naive:
             results.append(naive)
         for count in counts:
@@ -606,6 +658,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall_s": best.wall_s,
             "images_per_min": round(best.images_per_min, 1),
             "naive_wall_s": naive.wall_s if naive else None,
+            "analyse_image_s": analysis_only,
             "speedup": speedup,
             "workers": {str(c): {"wall_s": r.wall_s, "images_per_min": round(r.images_per_min, 1),
                                  "peak_rss_mb": r.peak_rss_mb, "torch_threads": r.torch_threads}

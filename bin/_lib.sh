@@ -7,20 +7,22 @@ MF_PY="$MF_VENV/bin/python"
 
 mf_log() { printf '\033[1;35m[marrow-find]\033[0m %s\n' "$*" >&2; }
 
-# ensure_venv [dev]: make the virtualenv and install requirements when they changed.
+# ensure_venv [dev]: make the virtualenv and install the lock file when it changed.
+# requirements.lock / requirements-dev.lock (made by bin/lock from the ranges in
+# requirements*.txt) pin every package with its hashes: pip checks each file it installs.
 ensure_venv() {
-  local want="requirements.txt"
-  [ "${1:-}" = "dev" ] && want="requirements-dev.txt"
+  local want="requirements.lock"
+  [ "${1:-}" = "dev" ] && want="requirements-dev.lock"
   if [ ! -x "$MF_PY" ]; then
     mf_log "creating virtualenv in $MF_VENV"
     "${PYTHON:-python3}" -m venv "$MF_VENV"
   fi
-  local stamp="$MF_VENV/.installed-$(basename "$want" .txt)"
+  local stamp="$MF_VENV/.installed-$(basename "$want" .lock)"
   local digest
-  digest="$(cat "$MF_ROOT/requirements.txt" "$MF_ROOT/$want" | sha256sum | cut -c1-16)"
+  digest="$(sha256sum < "$MF_ROOT/$want" | cut -c1-16)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
     mf_log "installing $want (first time: torch + torchvision, a few minutes)"
-    "$MF_PY" -m pip install --disable-pip-version-check -q -r "$MF_ROOT/$want"
+    "$MF_PY" -m pip install --disable-pip-version-check -q --require-hashes -r "$MF_ROOT/$want"
     echo "$digest" > "$stamp"
   fi
 }

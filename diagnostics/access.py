@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import Http404
 
-from diagnostics.models import Analysis, Case, Lab, Membership, Report, Role, SlideImage
+from diagnostics.models import Analysis, Case, Lab, Membership, Role, SlideImage
 
 
 def labs_for(user) -> QuerySet[Lab]:
@@ -30,10 +30,6 @@ def images_for(user) -> QuerySet[SlideImage]:
 
 def analyses_for(user) -> QuerySet[Analysis]:
     return Analysis.objects.filter(image__case__in=cases_for(user))
-
-
-def reports_for(user) -> QuerySet[Report]:
-    return Report.objects.filter(case__in=cases_for(user))
 
 
 def get_case_or_404(user, pk) -> Case:

@@ -70,18 +70,6 @@ class AnalysisAdmin(admin.ModelAdmin):
     list_filter = ("label", "low_confidence")
 
 
-@admin.register(models.Review)
-class ReviewAdmin(admin.ModelAdmin):
-    list_display = ("image", "reviewer", "label", "agrees_with_ai", "created_at")
-
-
-@admin.register(models.Report)
-class ReportAdmin(admin.ModelAdmin):
-    list_display = ("id", "case", "version", "status", "sha256", "created_at")
-    exclude = ("pdf",)
-    readonly_fields = ("case", "version", "status", "sha256", "signed_by", "signed_at", "superseded_by", "demo")
-
-
 @admin.register(models.AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ("created_at", "verb", "actor", "actor_label", "case", "object_type", "object_id")

@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import UploadedFile
 
 from diagnostics.access import labs_for
 from diagnostics.models import Case, Lab
+from marrowfind import textlimits
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -72,9 +73,21 @@ class CaseUploadForm(forms.ModelForm):
             self.fields["lab"].widget = forms.HiddenInput()
         self.fields["files"].help_text = _files_help()
         self.fields["accession_number"].widget.attrs.update({"autofocus": True})
+        # The same limit and message as the API (marrowfind.textlimits); the browser's own
+        # maxlength would cut a pasted note silently, so the server says it instead.
+        self.fields["clinical_note"].validators.append(textlimits.clinical_note)
+        self.fields["clinical_note"].help_text = f"At most {textlimits.CLINICAL_NOTE_CHARS:,} characters."
 
     def clean_accession_number(self) -> str:
         return self.cleaned_data["accession_number"].strip()
+
+    def clean(self):
+        cleaned = super().clean()
+        # A hidden field's error would show nowhere: say it at the top of the form.
+        if isinstance(self.fields["lab"].widget, forms.HiddenInput) and "lab" in self._errors:
+            reasons = " ".join(self._errors.pop("lab"))
+            self.add_error(None, f"The lab of this form is not one of yours ({reasons}) Reload the page and send it again.")
+        return cleaned
 
     def validate_unique(self) -> None:
         # The model's (lab, accession_number) constraint, checked with a message for people.

@@ -1,8 +1,9 @@
-"""Sending a stored (private) file once the caller has checked access.
+"""HTTP helpers every app's views share: htmx requests, the case page link,
+and sending a stored (private) file once the caller has checked access.
 
 The case media view and the instant-check file view both serve lab-private
 files; they must answer the same way (nginx ``X-Accel-Redirect`` in
-production, Django streaming otherwise; private caching; no MIME sniffing),
+production, Django streaming otherwise; never cached; no MIME sniffing),
 so the rule lives here once.
 """
 
@@ -13,7 +14,18 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files.storage import Storage, default_storage
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    """The request was sent by htmx (a partial page update)."""
+    return request.headers.get("HX-Request") == "true"
+
+
+def case_page_url(case) -> str:
+    """The case page, where every area's pages link back to."""
+    return reverse("case_detail", args=[case.pk])
 
 
 def send_protected_file(
@@ -37,6 +49,6 @@ def send_protected_file(
         except FileNotFoundError:
             raise Http404("The file is missing from storage") from None
         response = FileResponse(handle, content_type=content_type, filename=download_name or "")
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = "no-store"  # patient data: no browser or proxy keeps a copy
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -81,7 +81,7 @@ class Case(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     processing_finished_at = models.DateTimeField(null=True, blank=True)
-    # Case-level results, recomputed by workers.pipeline.summarise_case:
+    # Case-level results, recomputed by diagnostics.pipeline.summarise_case:
     # {"images": n, "analysed": n, "failed": n, "per_class": {...}, "cells": n,
     #  "wbc": n, "blasts": n|None, "blast_fraction": f|None, "who_flag": bool, "demo": bool}
     summary = models.JSONField(default=dict, blank=True)
@@ -214,6 +214,16 @@ class Analysis(models.Model):
     cell_counts = models.JSONField(default=dict, help_text='{"wbc": n, "rbc": n, "platelet": n}')
     blasts = models.PositiveIntegerField(null=True, blank=True, help_text="None = not determined")
     cells = models.JSONField(default=list, blank=True, help_text="Per-cell summary from the segmentation")
+    # The cell-type model's calls, summed (ml.cells.CellAnalysis): {"blast": n, "lymphocyte": n, ...};
+    # empty without a cell-type model. One Cell row per white cell holds each call.
+    differential = models.JSONField(default=dict, blank=True)
+    nucleated = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Nucleated white cells the cell-type model counted (the blast % denominator)"
+    )
+    # ml.scope.check_scope of the image against the image model's training data.
+    in_scope = models.BooleanField(default=True)
+    scope_code = models.CharField(max_length=40, blank=True)
+    scope_reason = models.TextField(blank=True)
     timings = models.JSONField(default=dict, help_text="Seconds per pipeline stage")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -228,55 +238,28 @@ class Analysis(models.Model):
         return f"{self.image} -> {self.label}"
 
 
-class Review(models.Model):
-    """A reviewer's label for one image. The newest review of an image is its current label."""
+class Cell(models.Model):
+    """One white cell of an analysed image: where it is and what the cell model called it.
 
-    image = models.ForeignKey(SlideImage, on_delete=models.CASCADE, related_name="reviews")
-    analysis = models.ForeignKey(Analysis, on_delete=models.SET_NULL, null=True, blank=True, related_name="reviews")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
-    label = models.CharField(max_length=40)
-    agrees_with_ai = models.BooleanField(default=True)
-    comment = models.TextField(blank=True)
-    # One per form render / API request: a double submit hits the unique constraint and is recorded once.
-    submission_token = models.UUIDField(default=uuid.uuid4, unique=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    Written once per analysis by the pipeline (``bulk_create``); a reviewer's
+    reclassification is a separate row that points here, so the AI call stays."""
 
-    class Meta:
-        ordering = ["-created_at"]
-
-
-class ReportStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    FINAL = "final", "Final"
-    SUPERSEDED = "superseded", "Superseded"
-
-
-class Report(models.Model):
-    """An immutable PDF report. The bytes live in the database with their hash,
-    so a report and its SHA-256 commit together."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="reports")
-    version = models.PositiveIntegerField()
-    status = models.CharField(max_length=12, choices=ReportStatus.choices)
-    pdf = models.BinaryField()
-    sha256 = models.CharField(max_length=64, db_index=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
-    signed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="reports_signed"
-    )
-    signed_at = models.DateTimeField(null=True, blank=True)
-    superseded_by = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True)
-    demo = models.BooleanField(default=False)
-    created_at = models.DateTimeField(default=timezone.now)
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="cell_calls")
+    index = models.PositiveIntegerField(help_text="The segmentation's 1-based cell number (drawn on the overlay)")
+    kind = models.CharField(max_length=16, default="wbc")
+    bbox = models.JSONField(help_text="[x0, y0, x1, y1] in image pixels, x1/y1 exclusive")
+    contour = models.JSONField(null=True, blank=True, help_text="Outline [[x, y], ...] in image pixels")
+    ai_label = models.CharField(max_length=40, blank=True, help_text="The cell model's class; empty = not classified")
+    probabilities = models.JSONField(default=dict, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    low_confidence = models.BooleanField(default=False)
 
     class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["case", "version"], condition=~Q(status="draft"), name="one_final_report_per_case_version"
-            ),
-        ]
+        ordering = ["analysis", "index"]
+        constraints = [models.UniqueConstraint(fields=["analysis", "index"], name="one_cell_per_analysis_and_index")]
+
+    def __str__(self) -> str:
+        return f"cell {self.index} of analysis {self.analysis_id}: {self.ai_label or 'unclassified'}"
 
 
 class AuditEvent(models.Model):
@@ -332,106 +315,3 @@ class TaskRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-
-
-class Conversation(models.Model):
-    """An assistant conversation, stored per user (and per case when asked from a case page)."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
-    case = models.ForeignKey(Case, on_delete=models.CASCADE, null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-
-class ChatMessage(models.Model):
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
-    role = models.CharField(max_length=10, choices=[("user", "user"), ("assistant", "assistant")])
-    text = models.TextField()
-    sources = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-
-
-# --- review ---
-
-
-class SignOut(models.Model):
-    """One signed version of a case. A sign-out is never edited: an amendment
-    adds version n+1 and the earlier rows stay, so what was signed, by whom
-    and on which labels can always be shown again."""
-
-    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="sign_outs")
-    version = models.PositiveIntegerField()
-    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sign_outs")
-    signed_at = models.DateTimeField(default=timezone.now)
-    # {"<image id>": {"position": n, "label": .., "ai_label": .., "review_id": n, "model_version": "sha"}}
-    labels = models.JSONField(default=dict)
-    summary = models.JSONField(default=dict, blank=True, help_text="Case summary at the moment of signing")
-    amendment_reason = models.TextField(blank=True, help_text="Why the previous version was amended (version > 1)")
-    mfa_authenticated_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["case", "-version"]
-        constraints = [models.UniqueConstraint(fields=["case", "version"], name="one_sign_out_per_case_version")]
-
-    def __str__(self) -> str:
-        return f"{self.case} v{self.version}"
-
-
-def instant_check_path(instance: InstantCheck, filename: str) -> str:
-    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-    return f"labs/{instance.lab_id}/instant/{instance.id}/{uuid.uuid4().hex}{suffix}"
-
-
-class InstantCheck(models.Model):
-    """A one-off single-image check (the quick path): not part of any case,
-    analysed on the priority queue, visible to the members of its lab."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="instant_checks")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True)
-    file = models.FileField(upload_to=instant_check_path, max_length=300)
-    original_filename = models.CharField(max_length=255)
-    sha256 = models.CharField(max_length=64)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    status = models.CharField(max_length=20, choices=ImageStatus.choices, default=ImageStatus.QUEUED, db_index=True)
-    error = models.TextField(blank=True)
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, null=True, blank=True)
-    label = models.CharField(max_length=40, blank=True)
-    probabilities = models.JSONField(default=dict, blank=True)
-    confidence = models.FloatField(null=True, blank=True)
-    low_confidence = models.BooleanField(default=False)
-    all_probability = models.FloatField(null=True, blank=True)
-    cam_overlay = models.FileField(upload_to=instant_check_path, max_length=300, blank=True)
-    segmentation_overlay = models.FileField(upload_to=instant_check_path, max_length=300, blank=True)
-    cell_counts = models.JSONField(default=dict, blank=True)
-    blasts = models.PositiveIntegerField(null=True, blank=True)
-    timings = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"instant {self.id} ({self.status})"
-
-
-# --- reports ---
-
-# The QR code on a report cannot carry the hash of the PDF it is printed in
-# (the hash would change the PDF), so it carries the first 16 hex digits of
-# this digest instead: the SHA-256 of the report's canonical content (case,
-# version, labels, counts, signer, model), computed before rendering.
-# ``Report.sha256`` stays the hash of the PDF bytes, checked on upload.
-Report.add_to_class(
-    "content_sha256",
-    models.CharField(
-        max_length=64,
-        blank=True,
-        db_index=True,
-        help_text="SHA-256 of the report's canonical content; its first 16 hex digits are in the QR code",
-    ),
-)

@@ -1,14 +1,13 @@
-"""URL map: each area's module keeps its own ``urlpatterns``."""
+from django.conf import settings
+from django.urls import path
 
-from django.urls import include, path
-
-from diagnostics.views import assistant, cases, monitoring, reports, review
+from diagnostics import views
 
 urlpatterns = [
-    path("", include(review.urlpatterns)),
-    path("", include(cases.urlpatterns)),
-    path("", include(reports.urlpatterns)),
-    path("", include(assistant.urlpatterns)),
-    path("", include(monitoring.urlpatterns)),
-    path("api/", include("diagnostics.api.urls")),
+    path("cases/new/", views.case_new, name="case_new"),
+    path("cases/<int:pk>/", views.case_detail, name="case_detail"),
+    path("cases/<int:pk>/images/", views.case_add_images, name="case_add_images"),
+    path("cases/<int:pk>/progress/", views.case_progress, name="case_progress"),
+    path("cases/<int:pk>/progress.json", views.case_progress_json, name="case_progress_json"),
+    path(settings.MEDIA_URL.strip("/") + "/<path:name>", views.protected_media, name="protected_media"),
 ]

@@ -76,3 +76,30 @@ def env_list(name: str, default: Sequence[str]) -> list[str]:
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# "100/min", "5/hour": what DRF's throttles accept (a count, then a period whose
+# first letter is s, m, h or d).
+_RATE_PERIODS = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A throttle rate ``N/period`` (period: s, sec, second, m, min, minute, h, hour, d, day)."""
+    value = _raw(name)
+    if value is None:
+        return default
+    count, slash, period = value.partition("/")
+    if not (slash and count.isdigit() and int(count) > 0 and period in _RATE_PERIODS):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate: use a positive count, '/', and one of {', '.join(_RATE_PERIODS)} "
+            "(e.g. 60/min)"
+        )
+    return value
+
+
+def env_name(name: str, default: str, *, choices: Sequence[str] | None = None) -> str:
+    """A short identifier (a queue name and the like): letters, digits, '.', '_' and '-' only."""
+    value = env_str(name, default, choices=choices)
+    if not value or len(value) > 64 or not all(ch.isalnum() or ch in "._-" for ch in value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a name (letters, digits, '.', '_', '-'; at most 64)")
+    return value

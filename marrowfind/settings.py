@@ -14,16 +14,26 @@ Two modes:
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from marrowfind.env import env_bool, env_float, env_int, env_list, env_str
+from marrowfind import embedded
+from marrowfind.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_name,
+    env_rate,
+    env_str,
+)
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("MARROWFIND_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+BASE_DIR = embedded.BASE_DIR
+# Importing the settings creates no folder and no file: marrowfind.embedded.prepare()
+# (called by manage.py, wsgi/asgi, Celery start-up and the tests) does.
+VAR_DIR = Path(env_str("MARROWFIND_VAR_DIR", str(BASE_DIR / "var"))).resolve()  # = embedded.var_dir()
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -31,7 +41,6 @@ DEBUG = env_bool("DEBUG", False)
 _database_url = env_str("DATABASE_URL")
 EMBEDDED = _database_url is None
 if EMBEDDED:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
     _database_url = f"sqlite:///{VAR_DIR / 'marrowfind.sqlite3'}"
 try:
     _db = dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0))
@@ -54,11 +63,12 @@ if SECRET_KEY is None:
             "SECRET_KEY must be set when DATABASE_URL is set and DEBUG is off "
             "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))')"
         )
-    _key_file = VAR_DIR / "secret_key"
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    if not _key_file.exists():
-        _key_file.write_text(secrets.token_urlsafe(50))
-        _key_file.chmod(0o600)
+    _key_file = embedded.secret_key_file()
+    if not _key_file.is_file():
+        raise ImproperlyConfigured(
+            f"no SECRET_KEY and no generated key at {_key_file}: start through bin/run or manage.py "
+            "(they prepare the embedded folders), or set SECRET_KEY"
+        )
     SECRET_KEY = _key_file.read_text().strip()
 elif len(SECRET_KEY) < 32 and not DEBUG:
     raise ImproperlyConfigured("SECRET_KEY is too short: use at least 32 random characters")
@@ -81,10 +91,15 @@ if env_bool("BEHIND_TLS_PROXY", SECURE_HTTPS):
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# How many proxies in front of gunicorn append to X-Forwarded-For (1 with the
+# compose file's nginx). Every rate limit and lock-out keys on the address this
+# yields (marrowfind.clientip); 0 = no proxy: X-Forwarded-For is ignored.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT  # allauth's own reading agrees (the adapter uses ours)
 
 # --- applications ---------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "marrowfind.apps.MfaAdminConfig",  # django.contrib.admin behind allauth's login + two-factor
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -96,10 +111,20 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # kept only so the migration to hashed tokens can read the old table
+    "apitokens",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Apps by area; dependencies point down this list's layers (.importlinter):
+    # api > assistant > reports > review > accounts | instant | monitoring > diagnostics.
     "diagnostics",
+    "accounts",
+    "review",
+    "reports",
+    "assistant",
+    "instant",
+    "monitoring",
+    "api",
     "workers",
 ]
 
@@ -113,7 +138,29 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "marrowfind.middleware.NoStoreCacheControl",
+    "marrowfind.middleware.RefuseUnstorableText",
 ]
+
+# Content-Security-Policy (django-csp): scripts, styles, fonts and images from
+# this site only; no inline script, no eval, no framing. Inline style
+# attributes (a few progress bars and widths) are allowed, inline <style> not.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "marrowfind.urls"
 WSGI_APPLICATION = "marrowfind.wsgi.application"
@@ -153,8 +200,9 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = "none"
-ACCOUNT_ADAPTER = "diagnostics.accounts.InviteOnlyAccountAdapter"
-ACCOUNT_RATE_LIMITS = {"login_failed": "5/5m/ip,5/5m/key", "reset_password": "20/m/ip,5/m/key"}
+ACCOUNT_ADAPTER = "accounts.adapter.InviteOnlyAccountAdapter"
+# login_failed's "key" is account@address (accounts.adapter): never per address alone.
+ACCOUNT_RATE_LIMITS = {"login_failed": "5/5m/key", "reset_password": "20/m/ip,5/m/key"}
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Marrow-Find"
@@ -200,8 +248,12 @@ MAX_FILES_PER_BATCH = env_int("MAX_FILES_PER_BATCH", 500, minimum=1)
 MAX_IMAGE_PIXELS = env_int("MAX_IMAGE_PIXELS", 50_000_000, minimum=10_000)
 MAX_ZIP_UNCOMPRESSED_MB = env_int("MAX_ZIP_UNCOMPRESSED_MB", 2048, minimum=1)
 MAX_ZIP_RATIO = env_int("MAX_ZIP_RATIO", 100, minimum=2)
-DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_BATCH + 10
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Django's own parser limits sit well above the application's, so that a
+# batch over MAX_FILES_PER_BATCH or an over-long note reaches the form, which
+# says so and keeps what was typed; beyond them a page says which limit
+# (marrowfind.middleware), never a blank 400.
+DATA_UPLOAD_MAX_NUMBER_FILES = 2 * MAX_FILES_PER_BATCH + 10
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_PERMISSIONS = 0o640
 
@@ -215,28 +267,39 @@ INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "auto", choices=["auto", "cpu", "
 INFERENCE_PRECISION = env_str("INFERENCE_PRECISION", "auto", choices=["auto", "fp32", "bf16", "fp16"])
 WORKER_BATCH_SIZE = env_int("WORKER_BATCH_SIZE", 16, minimum=1, maximum=1024)
 CAM_METHOD = env_str("CAM_METHOD", "gradcam", choices=["gradcam", "gradcam++", "scorecam", "eigencam"])
+# torch.compile of the classify + CAM module (ml.compiled): auto = on CUDA and on the CPUs where it
+# measured faster; compiled at worker warm-up in the background, eager until ready.
+INFERENCE_COMPILE = env_str("INFERENCE_COMPILE", "auto", choices=["auto", "on", "off"])
+# Inductor's on-disk caches (FX graph, AOTAutograd, Triton): a second worker start reuses them.
+# Made when the first model compiles, not here.
+COMPILE_CACHE_DIR = Path(env_str("COMPILE_CACHE_DIR", str(VAR_DIR / "compile-cache"))).resolve()
 
 # --- Celery (read by marrowfind.celery under the CELERY namespace) --------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_EMBEDDED_BROKER = CELERY_BROKER_URL.startswith("filesystem://")
 if CELERY_EMBEDDED_BROKER:
-    _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),
+        "data_folder_in": str(embedded.broker_folder("queue")),
+        "data_folder_out": str(embedded.broker_folder("queue")),
+        "processed_folder": str(embedded.broker_folder("processed")),
+        "control_folder": str(embedded.broker_folder("control")),
         "store_processed": False,
     }
 else:
-    # Longer than the longest task (CELERY_TASK_TIME_LIMIT), so a task that is
-    # still running is not handed to a second worker.
+    # Redis hands an unacknowledged message to another worker after this long:
+    # it must exceed the longest task (its hard time limit), or a running task
+    # is run twice. A killed worker's work comes back much sooner through the
+    # sweeper (WORKER_DEAD_AFTER_S below); this is the last resort.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 0, minimum=0) or None,
     }
+# An unreachable broker stops a starting worker after a few tries with a clear
+# message (marrowfind/celery.py), instead of 100 silent retries.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = env_int("CELERY_BROKER_CONNECTION_MAX_RETRIES", 3, minimum=0)
+CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 4.0, minimum=0.5)
+# A pool process must finish starting (the model warm-up: 2.3-5.1 s measured) within this.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 60.0, minimum=4.0)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
@@ -248,42 +311,71 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimu
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360, minimum=2)
 if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     raise ImproperlyConfigured("CELERY_TASK_TIME_LIMIT must be greater than CELERY_TASK_SOFT_TIME_LIMIT")
-if not CELERY_EMBEDDED_BROKER and CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= CELERY_TASK_TIME_LIMIT:
-    raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must be longer than CELERY_TASK_TIME_LIMIT")
+if not CELERY_EMBEDDED_BROKER:
+    # Default: the hard time limit plus a minute (the longest a task can legitimately run).
+    if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] is None:
+        CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = CELERY_TASK_TIME_LIMIT + 60
+    if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= CELERY_TASK_TIME_LIMIT:
+        raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must be longer than CELERY_TASK_TIME_LIMIT")
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Queue names: "gpu" = classification + CAM, "cpu" = decoding, segmentation,
 # overlays, reports; "priority" = the instant single-image check.
 CELERY_TASK_ROUTES = {
-    "workers.tasks.classify_chunk": {"queue": env_str("CLASSIFY_QUEUE", "gpu")},
-    "workers.instant_tasks.*": {"queue": "priority"},
-    "workers.*": {"queue": "cpu"},
+    "diagnostics.tasks.classify_chunk": {"queue": env_name("CLASSIFY_QUEUE", "gpu", choices=["gpu", "cpu", "priority"])},
+    "instant.tasks.*": {"queue": "priority"},
+    "diagnostics.tasks.*": {"queue": "cpu"},
+    "reports.tasks.*": {"queue": "cpu"},
 }
-CELERY_IMPORTS = ("workers.tasks", "workers.report_tasks", "workers.instant_tasks")
+# Each app's tasks.py is found by app.autodiscover_tasks() (marrowfind/celery.py);
+# the web side sends tasks by name through marrowfind/dispatch.py.
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
+# The sweeper (beat, its own process): gives back the claims of workers that are gone,
+# re-sends lost messages and missing final reports.
+SWEEP_PERIOD_S = env_int("SWEEP_PERIOD_S", 20, minimum=5)
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stuck-images": {"task": "workers.tasks.requeue_stuck_images", "schedule": 120.0},
+    "requeue-stuck-images": {"task": "diagnostics.tasks.requeue_stuck_images", "schedule": float(SWEEP_PERIOD_S)},
 }
-STUCK_IMAGE_AFTER_S = env_int("STUCK_IMAGE_AFTER_S", 900, minimum=30)
+# Each worker's main process refreshes a key in the shared cache this often
+# (diagnostics/liveness.py); after WORKER_DEAD_AFTER_S without it, the worker is
+# gone and the sweeper gives its claims back: a kill -9 recovers in about
+# WORKER_DEAD_AFTER_S + SWEEP_PERIOD_S + the work itself.
+WORKER_HEARTBEAT_S = env_int("WORKER_HEARTBEAT_S", 10, minimum=1)
+WORKER_DEAD_AFTER_S = env_int("WORKER_DEAD_AFTER_S", 35, minimum=3)
+if WORKER_DEAD_AFTER_S <= 2 * WORKER_HEARTBEAT_S:
+    raise ImproperlyConfigured("WORKER_DEAD_AFTER_S must be more than twice WORKER_HEARTBEAT_S")
+# Load the active models when a worker process starts (workers/signals.py); off
+# for a worker that only renders reports.
+MARROWFIND_WARM_UP = env_bool("MARROWFIND_WARM_UP", True)
+# A claim held this long by a worker that is still alive is given back too
+# (a hung task); above the hard time limit, so a running task keeps its images.
+STUCK_IMAGE_AFTER_S = env_int("STUCK_IMAGE_AFTER_S", 0, minimum=0) or CELERY_TASK_TIME_LIMIT + 60
+# Tests only: the image uploaded under this file name waits in its decode step until the task's
+# soft time limit stops it (tests/faults/test_time_limit.py); empty = no image waits.
+PIPELINE_SLOW_IMAGE = env_str("PIPELINE_SLOW_IMAGE", "")
 
 # --- cache ----------------------------------------------------------------
-# API throttles and login rate limits count in this cache: with several web
-# processes or machines it must be shared (Redis), or each counts on its own.
+# Every limit and one-time code lives in this cache (API throttles, login and
+# verify-upload limits, "TOTP code already used"), so it must be shared by all
+# web processes: Redis when CACHE_URL is set, else the database (a table made
+# by `manage.py createcachetable`; bin/run and the test database make it).
 _cache_url = env_str("CACHE_URL")
 if _cache_url is not None and not _cache_url.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"CACHE_URL={_cache_url!r} is not a redis:// URL")
+CACHE_TABLE = "mf_cache"
 CACHES = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}
         if _cache_url
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": CACHE_TABLE,
+              "OPTIONS": {"MAX_ENTRIES": 100_000}}
     )
 }
 
 # --- REST API -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apitokens.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -293,12 +385,12 @@ REST_FRAMEWORK = {
         "rest_framework.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": env_str("API_THROTTLE_ANON", "60/min"),
-        "user": env_str("API_THROTTLE_USER", "1200/min"),
-        "upload": env_str("API_THROTTLE_UPLOAD", "120/min"),
-        "token": env_str("API_THROTTLE_TOKEN", "20/hour"),
+        "anon": env_rate("API_THROTTLE_ANON", "60/min"),
+        "user": env_rate("API_THROTTLE_USER", "1200/min"),
+        "upload": env_rate("API_THROTTLE_UPLOAD", "120/min"),
+        "token": env_rate("API_THROTTLE_TOKEN", "20/hour"),
     },
-    "EXCEPTION_HANDLER": "diagnostics.api.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
@@ -327,11 +419,15 @@ ASSISTANT_LLM_TIMEOUT_S = env_float("ASSISTANT_LLM_TIMEOUT_S", 30.0, minimum=1.0
 # --- monitoring -----------------------------------------------------------
 METRICS_TOKEN = env_str("METRICS_TOKEN")  # bearer token for /metrics; site admins may also view it
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in _LOG_LEVELS:
+    raise ImproperlyConfigured(f"LOG_LEVEL={env_str('LOG_LEVEL')!r} is not one of: {', '.join(_LOG_LEVELS)}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.request": {"level": "ERROR"}},
 }

@@ -1,14 +1,22 @@
 from django.contrib import admin
 from django.urls import include, path
 
+# Each app keeps its own urlpatterns; every URL is the same as before the split into apps.
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("", include("review.urls")),
     path("", include("diagnostics.urls")),
+    path("", include("reports.urls")),
+    path("", include("assistant.urls")),
+    path("", include("monitoring.urls")),
+    path("", include("accounts.urls")),
+    path("", include("instant.urls")),
+    path("api/", include("api.urls")),
 ]
 
 # JSON errors with the stable shape under /api/; Django's own pages elsewhere.
-handler400 = "diagnostics.api.exceptions.handler400"
-handler403 = "diagnostics.api.exceptions.handler403"
-handler404 = "diagnostics.api.exceptions.handler404"
-handler500 = "diagnostics.api.exceptions.handler500"
+handler400 = "api.exceptions.handler400"
+handler403 = "api.exceptions.handler403"
+handler404 = "api.exceptions.handler404"
+handler500 = "api.exceptions.handler500"

@@ -60,6 +60,12 @@ class ModelCard:
     demo: bool = False  # True when trained on synthetic data: "demo model, not for diagnosis"
     training: dict = field(default_factory=dict)  # data summary, layout, split, epochs, seed, ...
     metrics: dict = field(default_factory=dict)  # validation metrics: accuracy, kappa, f1_weighted, ...
+    # Held-out figures the gates read (ml.gates), e.g. {"pbc_accuracy": 0.95, "cnmc_blast_auc": ...,
+    # "held_out": True}; empty on cards written before it existed.
+    validation: dict = field(default_factory=dict)
+    # What the model is for and how far from its training data an input may be (ml.scope):
+    # {"kinds": [...], "feature_stats": {...}}; empty on old cards.
+    scope: dict = field(default_factory=dict)
     created_at: str = field(default_factory=_utc_now)
     format_version: int = CHECKPOINT_FORMAT_VERSION
 

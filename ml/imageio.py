@@ -47,12 +47,13 @@ import hashlib
 import io
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from ml.errors import ImageLoadError
 
@@ -179,10 +180,11 @@ def load_image_and_info(
         orientation = _exif_orientation(image)
         if _needs_full_depth(image, data, file_format):
             array, mode = _decode_full_depth(data, file_format, filename)
-            array = _apply_orientation(array, orientation)
         else:
             mode = image.mode
             array = _decode_with_pillow(image, filename)
+        del image
+        array = _apply_orientation(array, orientation)
 
     height, width = array.shape[:2]
     _check_size(width, height, filename, max_pixels=max_pixels, min_side=min_side)
@@ -401,9 +403,16 @@ def _is_truncation(exc: BaseException) -> bool:
 
 
 def _decode_with_pillow(image: Image.Image, filename: str | None) -> np.ndarray:
+    """Decode with Pillow into an ``H×W×3 uint8`` array, strip by strip (EXIF orientation is applied later).
+
+    Peak memory: Pillow's own pixels (at most 4 bytes per pixel) plus the 3-byte
+    result plus one strip; the Pillow image is released before returning.
+    """
     try:
         image.load()
-        image = ImageOps.exif_transpose(image)
+        return _pillow_to_rgb(image, filename)
+    except ImageLoadError:
+        raise
     except Image.DecompressionBombError as exc:
         raise ImageLoadError("too_large", f"The image is too large to decode safely ({exc}).", filename=filename) from exc
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... on damaged data
@@ -414,25 +423,46 @@ def _decode_with_pillow(image: Image.Image, filename: str | None) -> np.ndarray:
         raise ImageLoadError(
             "unsupported", f"The {image.format} file could not be decoded ({exc}).", filename=filename
         ) from exc
-    return _pillow_to_rgb(image, filename)
+    finally:
+        image.close()  # frees Pillow's copy of the pixels
+
+
+def _pillow_strips(image: Image.Image) -> Iterator[tuple[int, Image.Image]]:
+    width, height = image.size
+    rows = _strip_rows(width)
+    for top in range(0, height, rows):
+        yield top, image.crop((0, top, width, min(height, top + rows)))
 
 
 def _pillow_to_rgb(image: Image.Image, filename: str | None) -> np.ndarray:
     mode = image.mode
-    if mode == "RGB":
-        return np.asarray(image)
+    width, height = image.size
+    out = np.empty((height, width, 3), np.uint8)
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        return _to_rgb_uint8(np.asarray(image))
-    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+        _low, high = image.getextrema()
+        scale = _full_scale_for(max(float(high), 0.0), np.float32 if mode == "F" else np.uint16 if "16" in mode else np.int32)
+        for top, strip in _pillow_strips(image):
+            block = np.asarray(strip)
+            out[top : top + block.shape[0]] = _convert_block(block, scale, None)
+        return out
+    alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
     try:
-        return np.asarray(image.convert("RGB"))  # L, 1, P, CMYK, YCbCr, ...
+        for top, strip in _pillow_strips(image):
+            if mode == "RGB":
+                block = np.asarray(strip)
+            elif alpha:
+                rgba = np.asarray(strip.convert("RGBA"))
+                block = _convert_block(rgba, 255.0, 255.0)
+            else:
+                block = np.asarray(strip.convert("RGB"))  # L, 1, P, CMYK, YCbCr, ...
+            out[top : top + block.shape[0]] = block
     except (ValueError, OSError) as exc:
+        if _is_truncation(exc):
+            raise
         raise ImageLoadError(
             "unsupported", f"Images in the {mode} colour mode cannot be converted to RGB.", filename=filename
         ) from exc
+    return out
 
 
 def _exif_orientation(image: Image.Image | _TiffHeaderOnly) -> int:
@@ -463,52 +493,109 @@ def _needs_full_depth(image: Image.Image | _TiffHeaderOnly, data: bytes, file_fo
 
 
 def _decode_full_depth(data: bytes, file_format: str, filename: str | None) -> tuple[np.ndarray, str]:
-    array: np.ndarray | None = None
+    result: tuple[np.ndarray, str] | None = None
     first_error: Exception | None = None
     if file_format == "TIFF":
         try:
-            array = _decode_tiff_with_tifffile(data)
+            result = _decode_tiff_by_segments(data)
+        except ImageLoadError:
+            raise
         except Exception as exc:  # noqa: BLE001 - e.g. LZW needs imagecodecs; OpenCV can do it
             first_error = exc
-    if array is None:
+    if result is None:
         array = _decode_with_opencv(data)
-    if array is None:
+        if array is not None:
+            _check_channels(array, file_format, filename)
+            result = _to_rgb_uint8(array, in_place=True), _mode_of(array)
+    if result is None:
         reason = first_error or "OpenCV could not decode it"
         if first_error is not None and _is_truncation(first_error):
             raise ImageLoadError("truncated", f"The {file_format} file is cut short ({reason}).", filename=filename)
         raise ImageLoadError(
             "unsupported", f"The high-bit-depth {file_format} file could not be decoded ({reason}).", filename=filename
         )
+    return result
+
+
+def _check_channels(array: np.ndarray, file_format: str, filename: str | None) -> None:
     if array.ndim not in (2, 3) or array.size == 0:
         raise ImageLoadError(
             "unsupported", f"The {file_format} file holds an array of shape {array.shape}, not an image.", filename=filename
         )
     channels = 1 if array.ndim == 2 else array.shape[2]
-    base_mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}.get(channels)
-    if base_mode is None:
+    if channels not in (1, 2, 3, 4):
         raise ImageLoadError(
             "unsupported", f"The {file_format} file has {channels} channels per pixel; expected 1 to 4.", filename=filename
         )
-    bits = array.dtype.itemsize * 8
-    mode = f"{base_mode};{'F' if array.dtype.kind == 'f' else ''}{bits}"
-    return _to_rgb_uint8(array), mode
 
 
-def _decode_tiff_with_tifffile(data: bytes) -> np.ndarray:
+def _mode_of(array: np.ndarray, channels: int | None = None) -> str:
+    channels = channels or (1 if array.ndim == 2 else array.shape[2])
+    base_mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+    return f"{base_mode};{'F' if array.dtype.kind == 'f' else ''}{array.dtype.itemsize * 8}"
+
+
+def _decode_tiff_by_segments(data: bytes) -> tuple[np.ndarray, str]:
+    """Decode the first TIFF directory one strip (or tile) at a time, twice: once
+    for the brightest value (the scale), once to convert into the 8-bit result.
+    Peak memory: the 3-byte result plus one decoded segment, whatever the depth.
+    Planar (separate) and multi-depth files are decoded whole (rare)."""
     import tifffile
 
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         page = tif.pages.first  # the same first directory whose size the header check saw
-        array = page.asarray()
-        axes = page.axes
         photometric = int(page.photometric)
+        if photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.MINISWHITE):
+            raise ValueError(f"TIFF photometric interpretation {tifffile.PHOTOMETRIC(photometric).name} is not supported")
+        channels = int(page.samplesperpixel)
+        if channels not in (1, 2, 3, 4):
+            raise ImageLoadError("unsupported", f"The TIFF file has {channels} channels per pixel; expected 1 to 4.")
+        dtype = np.dtype(page.dtype)
+        invert = photometric == tifffile.PHOTOMETRIC.MINISWHITE and dtype.kind in "ui"
+        if page.planarconfig != tifffile.PLANARCONFIG.CONTIG or int(page.imagedepth) > 1:
+            array = _decode_tiff_whole(page, invert)
+            return _to_rgb_uint8(array), _mode_of(array)
+        height, width = int(page.imagelength), int(page.imagewidth)
+        has_alpha = channels in (2, 4)
+        maximum = float(np.iinfo(dtype).max) if invert else None
+
+        def blocks():
+            # A small read buffer: the compressed bytes are read a few MB at a time.
+            for segment, index, _shape in page.segments(maxworkers=1, buffersize=1 << 22):
+                top, left = int(index[2]), int(index[3])
+                if segment is None:
+                    continue
+                yield top, left, segment[0, : height - top, : width - left]
+
+        colour_peak, alpha_peak = 0.0, 0.0
+        for _top, _left, block in blocks():
+            colour = block[..., :-1] if has_alpha else block
+            if colour.size:
+                colour_peak = max(colour_peak, maximum - float(colour.min()) if invert else float(colour.max()))
+            if has_alpha and block.size:
+                alpha_peak = max(alpha_peak, float(block[..., -1].max()))
+        colour_scale = _full_scale_for(colour_peak, dtype)
+        alpha_scale = _full_scale_for(alpha_peak, dtype) if has_alpha else None
+        out = np.empty((height, width, 3), np.uint8)
+        for top, left, block in blocks():
+            rows = _strip_rows(block.shape[1])  # one strip may be the whole image
+            for start in range(0, block.shape[0], rows):
+                part = block[start : start + rows]
+                out[top + start : top + start + part.shape[0], left : left + part.shape[1]] = _convert_block(
+                    part, colour_scale, alpha_scale, invert_from=maximum
+                )
+        mode = f"{ {1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}[channels]};{'F' if dtype.kind == 'f' else ''}{dtype.itemsize * 8}"
+        return out, mode.replace(" ", "")
+
+
+def _decode_tiff_whole(page, invert: bool) -> np.ndarray:
+    array = page.asarray()
+    axes = page.axes
     if "S" in axes and axes.index("S") < axes.index("Y"):  # planar (separate) colour planes
         array = np.moveaxis(array, axes.index("S"), -1)
     array = np.squeeze(array) if array.ndim > 3 else array
-    if photometric == tifffile.PHOTOMETRIC.MINISWHITE and array.dtype.kind in "ui":
+    if invert:
         array = np.iinfo(array.dtype).max - array
-    elif photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.MINISWHITE):
-        raise ValueError(f"TIFF photometric interpretation {tifffile.PHOTOMETRIC(photometric).name} is not supported")
     return array
 
 
@@ -525,26 +612,74 @@ def _decode_with_opencv(data: bytes) -> np.ndarray | None:
     return array
 
 
-def _to_rgb_uint8(array: np.ndarray) -> np.ndarray:
-    """Scale any-depth gray/gray+alpha/RGB/RGBA to 8-bit RGB (see the module docstring for the rule)."""
-    values = array.astype(np.float64)
-    has_alpha = array.ndim == 3 and array.shape[2] in (2, 4)
+# Pixels converted per step: the float64 temporaries of one strip stay near 2 MB.
+_STRIP_PIXELS = 1 << 16
+
+
+def _strip_rows(width: int) -> int:
+    return max(1, _STRIP_PIXELS // max(1, width))
+
+
+def _convert_block(
+    block: np.ndarray, colour_scale: float, alpha_scale: float | None, *, invert_from: float | None = None
+) -> np.ndarray:
+    """One strip of gray / gray+alpha / RGB / RGBA at any depth to 8-bit RGB (alpha composited on white).
+
+    ``invert_from``: a MINISWHITE TIFF's maximum; colour values become ``invert_from - value``."""
+    values = block.astype(np.float64)
+    if invert_from is not None:
+        channels = 1 if values.ndim == 2 else values.shape[2]
+        colour_channels = channels - 1 if channels in (2, 4) else channels
+        if values.ndim == 2:
+            values = invert_from - values
+        else:
+            values[..., :colour_channels] = invert_from - values[..., :colour_channels]
+    if values.ndim == 2:
+        values = values[..., None]
+    has_alpha = values.shape[2] in (2, 4)
     colour = values[..., :-1] if has_alpha else values
-    scale = _full_scale(colour, array.dtype)
-    colour = np.clip(colour / scale, 0.0, 1.0)
+    colour = np.clip(colour / colour_scale, 0.0, 1.0)
     if has_alpha:
-        alpha = np.clip(values[..., -1:] / _full_scale(values[..., -1:], array.dtype), 0.0, 1.0)
+        alpha = np.clip(values[..., -1:] / (alpha_scale or colour_scale), 0.0, 1.0)
         colour = colour * alpha + (1.0 - alpha)  # composite on white
-    if colour.ndim == 2:
-        colour = colour[..., None]
     if colour.shape[2] == 1:
         colour = np.repeat(colour, 3, axis=2)
     return np.rint(colour * 255.0).astype(np.uint8)
 
 
-def _full_scale(values: np.ndarray, dtype: np.dtype) -> float:
+def _to_rgb_uint8(array: np.ndarray, *, in_place: bool = False) -> np.ndarray:
+    """Scale any-depth gray/gray+alpha/RGB/RGBA to 8-bit RGB (see the module docstring for the rule).
+
+    Works strip by strip (no full-size float copy). With ``in_place`` and a
+    source of at least 3 bytes per pixel whose buffer it owns, the result is
+    written over the source's own buffer (each strip is read before the rows it
+    overwrites), so the peak is the source alone; the result is then a view of it.
+    """
+    has_alpha = array.ndim == 3 and array.shape[2] in (2, 4)
+    height, width = array.shape[:2]
+    rows = _strip_rows(width)
+    colour_peak = alpha_peak = 0.0
+    for top in range(0, height, rows):
+        block = array[top : top + rows]
+        colour = block[..., :-1] if has_alpha else block
+        colour_peak = max(colour_peak, float(colour.max()) if colour.size else 0.0)
+        if has_alpha:
+            alpha_peak = max(alpha_peak, float(block[..., -1].max()) if block.size else 0.0)
+    colour_scale = _full_scale_for(colour_peak, array.dtype)
+    alpha_scale = _full_scale_for(alpha_peak, array.dtype) if has_alpha else None
+    base = array.base if array.base is not None and isinstance(array.base, np.ndarray) else array
+    pixel_bytes = array.dtype.itemsize * (1 if array.ndim == 2 else array.shape[2])
+    if in_place and pixel_bytes >= 3 and base.flags.c_contiguous and base.flags.writeable and base.nbytes == array.nbytes:
+        out = base.reshape(-1).view(np.uint8)[: height * width * 3].reshape(height, width, 3)
+    else:
+        out = np.empty((height, width, 3), np.uint8)
+    for top in range(0, height, rows):
+        out[top : top + rows] = _convert_block(array[top : top + rows], colour_scale, alpha_scale)
+    return out
+
+
+def _full_scale_for(peak: float, dtype) -> float:
     """The value that maps to 255: 2**bits - 1 for the smallest bit depth holding the maximum."""
-    peak = float(values.max()) if values.size else 0.0
     if np.dtype(dtype).kind == "f":
         return max(1.0, peak)
     bits = min(max(int(peak).bit_length(), 8), np.dtype(dtype).itemsize * 8)

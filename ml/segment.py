@@ -66,15 +66,21 @@ class SegmentParams:
     rbc_diameter_um: float = 7.5  # reference red-cell size, smear mode
     nucleus_diameter_um: float = 7.0  # reference nucleus size, tissue mode
     working_radius_px: float = 14.0  # the reference cell's radius after resampling (never upsampled)
+    small_field_px: int = 320  # fields this small (short side) get the Hough check below
+    hough_max_ratio: float = 2.0  # a Hough radius this many times the distance-depth radius is not a red cell
 
     # --- smear: foreground and nuclei ------------------------------------------------
     min_foreground_contrast: float = 0.04  # below this (0..1 green) the frame holds no cells
     foreground_level: float = 0.5  # cut between background (0) and typical stain (1) levels
     nucleus_score_min: float = 0.20  # (blue - green) in 0..1 that a nucleus pixel must exceed
+    nucleus_otsu_factor: float = 1.0  # 0 = fixed cut; else Otsu of the stained pixels' scores × this, when higher
     nucleus_merge_um: float = 1.5  # nuclear lobes closer than this are one white cell
     min_wbc_nucleus_um2: float = 18.0  # purple groups smaller than this are platelets
     min_platelet_um2: float = 0.8  # purple specks smaller than this are noise
     wbc_cell_radius_factor: float = 1.9  # a white cell reaches at most this × its nucleus radius
+    wbc_cytoplasm_score: float = 0.14  # (blue - green) a white cell's own pixels exceed; -1 = no trim
+    wbc_split_depth_um: float = 2.5  # a nucleus group splits at distance peaks at least this deep
+    wbc_split_distance_um: float = 5.0  # ... and at least this far apart (touching blasts, not lobes)
 
     # --- splitting touching cells ----------------------------------------------------
     peak_min_distance_um: float = 2.6  # two cell centres are at least this far apart
@@ -270,6 +276,21 @@ def _nucleus_score(rgb: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(f[..., 2] - f[..., 1], (0, 0), 1.0)
 
 
+def _nucleus_threshold(score: np.ndarray, foreground: np.ndarray, p: SegmentParams) -> float:
+    """The (blue - green) cut for nuclei: ``nucleus_score_min``, raised on fields whose red cells are bluish.
+
+    On some Taleqani slides the red cells' rims score 0.2-0.3 and join the blasts'
+    nuclei; Otsu's cut between the stained pixels' scores (taken only when higher,
+    times ``nucleus_otsu_factor``) separates them again. CBC frames keep the fixed cut.
+    """
+    cut = p.nucleus_score_min
+    if p.nucleus_otsu_factor > 0 and foreground.sum() > 50:
+        values = score[foreground]
+        if float(values.max() - values.min()) > 1e-3:
+            cut = max(cut, p.nucleus_otsu_factor * float(threshold_otsu(values)))
+    return cut
+
+
 def _hough_radius(channel: np.ndarray) -> float | None:
     """Median radius of the circles a Hough transform finds in one channel (None if none).
 
@@ -297,7 +318,21 @@ def _estimate_pixels_per_micron(rgb: np.ndarray, params: SegmentParams) -> float
         mask = _green_foreground(rgb, params)
         if not mask.any():
             return None
-        radius = _hough_radius(rgb[..., 1]) or _typical_radius(mask)
+        small_field = min(rgb.shape[:2]) <= params.small_field_px
+        if small_field:  # dense blast fields: measure the red cells, not the white cells' blobs
+            score = _nucleus_score(rgb)
+            nuclei = score > _nucleus_threshold(score, mask, params)
+            nuclei = cv2.dilate(nuclei.astype(np.uint8), _disk(2)) > 0
+            if (mask & ~nuclei).sum() > 200:
+                mask = mask & ~nuclei
+        typical = _typical_radius(mask)
+        hough = _hough_radius(rgb[..., 1])
+        # On small, downsampled fields (224-px Taleqani crops, not the 640×480 CBC frames it was tuned on) the Hough circles lock onto
+        # white cells and clumps, about 2.5× the red cells' radius; the distance-transform
+        # depth still reads single red cells there. Trust Hough only when the two agree.
+        if small_field and hough is not None and typical is not None and hough > params.hough_max_ratio * typical:
+            hough = None
+        radius = hough or typical
         diameter_um = params.rbc_diameter_um
     else:
         radius = _typical_radius(_haematoxylin_mask(rgb))
@@ -333,6 +368,42 @@ def _split_touching(
         n += 1
         markers[r, c] = n
     return markers
+
+
+def _split_nucleus_group(group: np.ndarray, nucleus: np.ndarray, p: SegmentParams, px_per_um: float) -> list[np.ndarray]:
+    """The nuclei of one purple group: one per deep distance-transform peak (touching blasts).
+
+    A lobed neutrophil's lobes are thin (their distance peaks are shallow) and
+    stay one cell; round blast nuclei pressed together each keep a deep centre
+    and are cut apart by a watershed on the distance map.
+    """
+    box = ndi.find_objects(group.astype(np.uint8))[0]
+    pad = 2
+    r0, c0 = max(0, box[0].start - pad), max(0, box[1].start - pad)
+    r1, c1 = box[0].stop + pad, box[1].stop + pad
+    solid = ndi.binary_fill_holes(group[r0:r1, c0:c1])
+    depth = p.wbc_split_depth_um * px_per_um
+    dist = ndi.distance_transform_edt(solid)
+    if dist.max() < 2 * depth:  # too small to hold two deep centres
+        return [nucleus]
+    smooth = cv2.GaussianBlur(dist.astype(np.float32), (0, 0), 1.0)
+    peaks = peak_local_max(
+        smooth, min_distance=max(1, round(p.wbc_split_distance_um * px_per_um)), threshold_abs=depth,
+        labels=solid.astype(np.int32), exclude_border=False,
+    )
+    if len(peaks) < 2:
+        return [nucleus]
+    markers = np.zeros(solid.shape, np.int32)
+    markers[peaks[:, 0], peaks[:, 1]] = np.arange(1, len(peaks) + 1)
+    parts = watershed(-smooth, markers, mask=solid)
+    out = []
+    local_nucleus = nucleus[r0:r1, c0:c1]
+    for lab in range(1, len(peaks) + 1):
+        piece = np.zeros_like(nucleus)
+        piece[r0:r1, c0:c1] = local_nucleus & (parts == lab)
+        if piece.any():
+            out.append(piece)
+    return out or [nucleus]
 
 
 def _shape_stats(region_mask: np.ndarray) -> tuple[float, float]:
@@ -452,7 +523,7 @@ def _segment_smear(rgb: np.ndarray, p: SegmentParams, px_per_um: float) -> tuple
 
     foreground = _green_foreground(rgb, p)
     score = _nucleus_score(rgb)
-    purple = score > p.nucleus_score_min
+    purple = score > _nucleus_threshold(score, foreground, p)
     purple = _remove_small_objects(purple, max(1, int(p.min_platelet_um2 * um2)))
 
     # Nuclear lobes of one white cell lie close together: merge them by dilation,
@@ -484,8 +555,10 @@ def _segment_smear(rgb: np.ndarray, p: SegmentParams, px_per_um: float) -> tuple
     reach_zones: dict[int, np.ndarray] = {}
     no_rbc_seed = cv2.dilate(purple.astype(np.uint8), _disk(0.3 * ref_radius)) > 0
     next_label = 1
+    nuclei_of_cells: list[np.ndarray] = []
     for g in wbc_groups:
-        nucleus = (group_of_purple == g) & purple
+        nuclei_of_cells.extend(_split_nucleus_group(groups == g, (group_of_purple == g) & purple, p, px_per_um))
+    for nucleus in nuclei_of_cells:
         hull = _convex_hull(nucleus)
         hull_radius = math.sqrt(hull.sum() / math.pi)
         no_rbc_seed |= cv2.dilate(hull.astype(np.uint8), _disk(0.3 * ref_radius)) > 0
@@ -514,9 +587,16 @@ def _segment_smear(rgb: np.ndarray, p: SegmentParams, px_per_um: float) -> tuple
     labels = watershed(-dist, markers, mask=cells_mask)
 
     # White cells stop at their reach; platelets keep only their purple speck and a rim.
+    wbc_coloured = (score > p.wbc_cytoplasm_score) | wbc_nuclei
     for lab, kind in kinds.items():
         if kind == "wbc":
-            labels[(labels == lab) & ~reach_zones[lab]] = 0
+            own = labels == lab
+            labels[own & ~reach_zones[lab]] = 0
+            if p.wbc_cytoplasm_score > -1.0:
+                # keep the white cell's own (purple-tinged) pixels: pale red cells pressed against
+                # it are not its cytoplasm; small holes (pale cytoplasm specks) are filled back
+                keep = _fill_small_holes(own & reach_zones[lab] & wbc_coloured, int(0.5 * math.pi * ref_radius**2))
+                labels[own & ~keep] = 0
         elif kind == "platelet":
             keep = cv2.dilate((markers == lab).astype(np.uint8), _disk(0.1 * ref_radius)) > 0
             labels[(labels == lab) & ~keep] = 0
@@ -686,3 +766,31 @@ def classify_blasts(
     }
     cells = [updated.get(cell.index, cell) for cell in result.cells]
     return replace(result, cells=cells, blasts=int(sum(bool(p_ >= threshold) for p_ in blast_p)))
+
+
+def white_cells_from_masked_view(masked: np.ndarray, *, level: int = 60, min_area_frac: float = 120 / 224**2,
+                                 split_distance_frac: float = 7 / 224, split_depth_frac: float = 5 / 224) -> tuple[np.ndarray, np.ndarray]:
+    """White-cell mask and instance labels of a *masked* field (background and red cells black).
+
+    The reference the Taleqani "Segmented" view gives (``all4class_segmented``):
+    pixels brighter than ``level`` in any channel, a small opening and closing
+    (drops the red-cell-edge speckle the authors' thresholding leaves), holes
+    filled, specks removed, then a distance-transform split of touching cells.
+    Sizes are fractions of the image side (tuned by eye on 224-px fields).
+    Returns ``(mask bool H×W, labels int32 H×W)``.
+    """
+    _check_image(masked)
+    side = min(masked.shape[:2])
+    mask = masked.max(axis=2) > level
+    k = _disk(max(1.0, 2.0 * side / 224))
+    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k) > 0
+    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, k) > 0
+    mask = ndi.binary_fill_holes(mask)
+    mask = _remove_small_objects(mask, max(1, int(min_area_frac * side * side)))
+    dist = ndi.distance_transform_edt(mask)
+    peaks = peak_local_max(dist, min_distance=max(1, round(split_distance_frac * side)),
+                           threshold_abs=split_depth_frac * side, labels=measure.label(mask), exclude_border=False)
+    markers = np.zeros(mask.shape, np.int32)
+    markers[peaks[:, 0], peaks[:, 1]] = np.arange(1, len(peaks) + 1)
+    labels = watershed(-dist, markers, mask=mask).astype(np.int32)
+    return mask, labels

@@ -101,3 +101,63 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     checkpoint_path = "/nonexistent.pt"
     sha256 = factory.Sequence(lambda n: hashlib.sha256(str(n).encode()).hexdigest())
     is_demo = True
+
+
+class AnalysisFactory(factory.django.DjangoModelFactory):
+    """An analysis of an image, with CAM and segmentation overlay PNGs (``overlays=False`` for none)."""
+
+    class Meta:
+        model = models.Analysis
+        skip_postgeneration_save = True
+
+    image = factory.SubFactory(SlideImageFactory, status=models.ImageStatus.DONE)
+    model_version = factory.SubFactory(ModelVersionFactory)
+    label = "Pre"
+    confidence = 0.7
+    low_confidence = factory.LazyAttribute(lambda a: a.confidence < 0.6)
+    all_probability = factory.LazyAttribute(lambda a: 0.1 if a.label == "Benign" else 0.9)
+    cell_counts = factory.LazyFunction(lambda: {"wbc": 10, "rbc": 40, "platelet": 3})
+    blasts = None
+    timings = factory.LazyFunction(lambda: {"total": 0.5})
+
+    @factory.lazy_attribute
+    def probabilities(self):
+        names = list(self.model_version.class_names)
+        rest = round((1.0 - self.confidence) / max(len(names) - 1, 1), 4)
+        return {name: (self.confidence if name == self.label else rest) for name in names}
+
+    @factory.post_generation
+    def overlays(obj, create, extracted, **kwargs):
+        if not create or extracted is False:
+            return
+        from tests.imagefactory import png_bytes
+
+        obj.cam_overlay.save("cam.png", ContentFile(png_bytes(seed=100 + obj.image.position)), save=False)
+        obj.segmentation_overlay.save("segmentation.png", ContentFile(png_bytes(seed=200 + obj.image.position)), save=False)
+        obj.save(update_fields=["cam_overlay", "segmentation_overlay"])
+
+
+class CellFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Cell
+
+    analysis = factory.SubFactory(AnalysisFactory)
+    index = factory.Sequence(lambda n: n + 1)
+    kind = "wbc"
+    bbox = factory.LazyAttribute(lambda c: [10 * c.index, 10, 10 * c.index + 8, 18])
+    ai_label = "lymphocyte"
+    probabilities = factory.LazyAttribute(lambda c: {c.ai_label: 0.9})
+    confidence = 0.9
+
+
+class ReviewFactory(factory.django.DjangoModelFactory):
+    """A reviewer's label for an analysed image (its AI label unless ``label`` is given)."""
+
+    class Meta:
+        model = "review.Review"
+
+    analysis = factory.SubFactory(AnalysisFactory)
+    image = factory.SelfAttribute("analysis.image")
+    reviewer = factory.SubFactory(UserFactory)
+    label = factory.SelfAttribute("analysis.label")
+    agrees_with_ai = factory.LazyAttribute(lambda r: r.label == r.analysis.label)

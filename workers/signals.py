@@ -17,19 +17,28 @@ from __future__ import annotations
 import logging
 import os
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
+
+from diagnostics import liveness
 
 logger = logging.getLogger(__name__)
 
 
 def _enabled() -> bool:
-    return os.environ.get("MARROWFIND_WARM_UP", "1").strip().lower() not in ("0", "false", "no", "off")
+    from django.conf import settings
+
+    return settings.MARROWFIND_WARM_UP  # strictly parsed (marrowfind.env): a typo stops the start
 
 
 def _warm_up() -> None:
     from django.db import connections
 
-    from workers import model_cache
+    from diagnostics import model_cache
 
     try:
         model_cache.cache.warm_up()
@@ -50,3 +59,26 @@ def warm_up_model_for_threads_pool(sender=None, **kwargs) -> None:
     name = getattr(pool_cls, "__module__", "") if pool_cls is not None else ""
     if _enabled() and name.endswith("concurrency.thread"):
         _warm_up()
+
+
+@worker_init.connect
+def remember_main_pid(**kwargs) -> None:
+    """The main process's pid, inherited by prefork children: claims name ``hostname#pid``."""
+    os.environ[liveness.PID_ENV] = str(os.getpid())
+
+
+_heartbeat = None
+
+
+@worker_ready.connect
+def start_liveness_heartbeat(sender=None, **kwargs) -> None:
+    global _heartbeat
+    hostname = getattr(sender, "hostname", "") or ""
+    if hostname and _heartbeat is None:
+        _heartbeat = liveness.start_heartbeat(hostname)
+
+
+@worker_shutdown.connect
+def stop_liveness_heartbeat(**kwargs) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop.set()

@@ -11,19 +11,15 @@ import logging
 from collections import Counter
 from typing import Any
 
-from django.conf import settings
-from django.db import transaction
 from django.db.models import Count
 
 from diagnostics.models import (
-    Analysis,
     Case,
     CaseStatus,
     ImageStatus,
-    ModelVersion,
     SlideImage,
-    Specimen,
 )
+from marrowfind import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +46,7 @@ def queue_case_processing(case_id: int) -> None:
     ``requeue_stuck_images`` sweeper sends the case again later.
     """
 
-    def send() -> None:
-        from workers.tasks import process_case
-
-        process_case.delay(case_id)
-
-    transaction.on_commit(send, robust=True)
+    dispatch.process_case(case_id)
 
 
 def image_stage(image: SlideImage) -> str:
@@ -100,74 +91,26 @@ def stage_rows(progress: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def summarise_case(case: Case) -> dict[str, Any]:
-    """Case-level results from the analyses in the database.
+    """Case-level results from the analyses in the database: the case record's
+    summary (``diagnostics.services.case_record``), stored as ``Case.summary``
+    when the case finishes.
 
     * ``per_class``: images per predicted label (one analysis per image: the newest one);
     * ``cells``/``wbc``/``rbc``/``platelet``: summed segmentation counts;
     * ``blasts`` and ``blast_fraction``: only over images where blasts were
       determined by a cell-level model (``None`` when no image had one: "not
-      determined" must never read as "0 blasts"); the fraction is blasts over
-      the white cells *of those images*;
+      determined" must never read as "0 blasts"); ``blast_validated``: the
+      cell model passed the blast gate (``ml.gates``);
     * ``who_flag``: a bone-marrow case at or above the WHO threshold (20% blasts);
-    * ``demo``: any result came from a demo model (not for diagnosis).
+    * ``demo``: a result came from a demo image *or* cell model (not for diagnosis).
     """
-    images = list(case.images.all())
-    latest: dict[int, Analysis] = {}
-    for analysis in (
-        Analysis.objects.filter(image__case=case).select_related("model_version").order_by("image_id", "created_at")
-    ):
-        latest[analysis.image_id] = analysis  # newest wins
-    per_class: Counter[str] = Counter()
-    binary: Counter[str] = Counter()
-    counts: Counter[str] = Counter()
-    blasts = 0
-    blast_wbc = 0
-    blasts_determined = False
-    demo = False
-    low_confidence = 0
-    for image in images:
-        analysis = latest.get(image.pk)
-        if analysis is None or image.status != ImageStatus.DONE:
-            continue
-        per_class[analysis.label] += 1
-        binary_map = analysis.model_version.binary_map or {}
-        if analysis.label in binary_map:
-            binary["ALL" if binary_map[analysis.label] else "normal"] += 1
-        low_confidence += int(analysis.low_confidence)
-        demo = demo or analysis.model_version.is_demo
-        for kind, number in (analysis.cell_counts or {}).items():
-            counts[kind] += int(number)
-        if analysis.blasts is not None:
-            blasts_determined = True
-            blasts += analysis.blasts
-            blast_wbc += int((analysis.cell_counts or {}).get("wbc", 0))
-    blast_fraction = (blasts / blast_wbc) if blasts_determined and blast_wbc else None
-    who_flag = bool(
-        case.specimen == Specimen.BONE_MARROW
-        and blast_fraction is not None
-        and blast_fraction >= settings.WHO_BLAST_THRESHOLD
-    )
-    statuses = Counter(image.status for image in images)
-    return {
-        "images": len(images),
-        "analysed": statuses.get(ImageStatus.DONE, 0),
-        "failed": statuses.get(ImageStatus.FAILED, 0),
-        "per_class": dict(sorted(per_class.items())),
-        "binary": dict(sorted(binary.items())),
-        "low_confidence": low_confidence,
-        "cells": sum(counts.values()),
-        "wbc": counts.get("wbc", 0),
-        "rbc": counts.get("rbc", 0),
-        "platelet": counts.get("platelet", 0),
-        "blasts": blasts if blasts_determined else None,
-        "blast_wbc": blast_wbc if blasts_determined else None,
-        "blast_fraction": round(blast_fraction, 4) if blast_fraction is not None else None,
-        "who_threshold": settings.WHO_BLAST_THRESHOLD,
-        "who_flag": who_flag,
-        "demo": demo,
-    }
+    from diagnostics.services.case_record import build_case_record
+
+    return build_case_record(case).summary()
 
 
 def case_uses_demo_model(case: Case) -> bool:
-    """True when any analysis of the case came from a demo model (pages and reports say so)."""
-    return ModelVersion.objects.filter(analyses__image__case=case, is_demo=True).exists()
+    """True when a result of the case came from a demo image or cell model (pages and reports say so)."""
+    from diagnostics.services.case_record import build_case_record
+
+    return build_case_record(case).demo

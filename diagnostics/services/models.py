@@ -8,6 +8,22 @@ from diagnostics import audit
 from diagnostics.models import AuditEvent, ModelVersion
 
 
+def is_demo_version(version: ModelVersion | None) -> bool:
+    """Results of this model must say "demo model, not for diagnosis". The one rule,
+    for the image and the cell model alike: the registry flag, or what the model's
+    card says (``ml.gates.is_demo_card``: flagged demo, or trained on synthetic data)."""
+    from ml.gates import is_demo_card
+
+    if version is None:
+        return False
+    return bool(version.is_demo) or (bool(version.card) and is_demo_card(version.card))
+
+
+def active_models_demo() -> bool:
+    """Any active model (image or cell) is a demo: every page says so."""
+    return any(is_demo_version(version) for version in ModelVersion.objects.filter(is_active=True))
+
+
 def active_model_version(task: str = "image") -> ModelVersion | None:
     return ModelVersion.objects.filter(task=task, is_active=True).first()
 

@@ -12,14 +12,14 @@ import sys
 
 from ml.errors import MarrowFindMLError
 
-COMMANDS = ("predict", "segment", "train", "evaluate", "gan")
+COMMANDS = ("predict", "segment", "train", "train-cells", "evaluate", "gan")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ml", description="Marrow-Find ML tools")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        module = importlib.import_module(f"ml.cli.{name}")
+        module = importlib.import_module(f"ml.cli.{name.replace('-', '_')}")
         module.add_parser(sub)
     return parser
 

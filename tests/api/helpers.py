@@ -6,28 +6,29 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.cache import cache
-from django.core.files.base import ContentFile
 from django.test import override_settings
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from diagnostics.models import Analysis, CaseStatus, ImageStatus, ModelVersion, Review
+from apitokens import services as api_tokens
+from diagnostics.models import CaseStatus, ImageStatus, ModelVersion
 from tests.base import BaseTestCase
 from tests.factories import (
+    AnalysisFactory,
     BatchFactory,
     CaseFactory,
     ModelVersionFactory,
+    ReviewFactory,
     SlideImageFactory,
 )
-from tests.imagefactory import png_bytes
 
 
 def token_client(user) -> APIClient:
     """An API client that authenticates as ``user`` with a real token, as a LIS would."""
-    token, _ = Token.objects.get_or_create(user=user)
+    key = api_tokens.issue(user).key  # stored hashed: the clear key exists only here
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    client.token_key = key
     return client
 
 
@@ -74,29 +75,10 @@ class ApiTestCase(BaseTestCase):
         made = []
         for position in range(1, images + 1):
             image = SlideImageFactory(batch=batch, case=case, position=position, status=ImageStatus.DONE)
-            analysis = Analysis.objects.create(
-                image=image,
-                model_version=model,
-                label="Pre",
-                probabilities={"Benign": 0.1, "Early": 0.1, "Pre": 0.7, "Pro": 0.1},
-                confidence=0.7,
-                low_confidence=False,
-                all_probability=0.9,
-                cam_overlay=ContentFile(png_bytes(seed=100 + position), name="cam.png"),
-                segmentation_overlay=ContentFile(png_bytes(seed=200 + position), name="segmentation.png"),
-                cell_counts={"wbc": 10, "rbc": 40, "platelet": 3},
-                blasts=None,
-                timings={"classify": 0.1, "segment": 0.2},
-            )
+            analysis = AnalysisFactory(image=image, model_version=model, label="Pre", confidence=0.7)
             made.append((image, analysis))
-        first_image, first_analysis = made[0]
-        Review.objects.create(
-            image=first_image,
-            analysis=first_analysis,
-            reviewer=self.pathologist,
-            label="Pro",
-            agrees_with_ai=False,
-        )
+        _first_image, first_analysis = made[0]
+        ReviewFactory(analysis=first_analysis, reviewer=self.pathologist, label="Pro")
         return case, made
 
     @staticmethod

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.test import RequestFactory, override_settings
 from django.urls import get_resolver
 
-from diagnostics.api import exceptions as api_exceptions
+from api import exceptions as api_exceptions
 from tests.api.helpers import ApiTestCase
 
 THROTTLE_SETTINGS = {

@@ -20,8 +20,9 @@ from django.core.management import call_command
 from django.test import Client, LiveServerTestCase, override_settings
 from django.urls import reverse
 
-from diagnostics.models import Analysis, CaseStatus, ImageStatus, Report, ReportStatus
-from diagnostics.services import review as review_service
+from diagnostics.models import Analysis, CaseStatus, ImageStatus
+from reports.models import Report, ReportStatus
+from review import services as review_service
 from tests.base import MediaRootMixin, _Users
 from tests.modelfixtures import register_test_model
 from tests.review.helpers import activate_totp, login_with_totp

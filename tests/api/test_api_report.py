@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 
-from diagnostics.models import AuditEvent, Report, ReportStatus
-from diagnostics.services import reports as report_service
+from diagnostics.models import AuditEvent
+from reports import services as report_service
+from reports.models import Report, ReportStatus
 from tests.api.helpers import ApiTestCase
 from tests.reports.builders import build_case, review, sign_out
 

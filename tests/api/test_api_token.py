@@ -6,9 +6,9 @@ from __future__ import annotations
 from io import StringIO
 
 from django.core.management import CommandError, call_command
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from apitokens.models import ApiToken, digest
 from diagnostics.models import AuditEvent
 from tests.api.helpers import ApiTestCase
 
@@ -21,7 +21,7 @@ def client_with(key: str) -> APIClient:
 
 class TokenApiTests(ApiTestCase):
     def test_a_signed_in_session_issues_a_working_token(self) -> None:
-        Token.objects.filter(user=self.pathologist).delete()
+        ApiToken.objects.filter(user=self.pathologist).delete()
         session = APIClient(enforce_csrf_checks=True)
         session.force_login(self.pathologist)
         # A session POST without the CSRF token is refused: a third-party page cannot mint tokens.
@@ -30,12 +30,14 @@ class TokenApiTests(ApiTestCase):
         response = session.post(self.url("api-token"), HTTP_X_CSRFTOKEN=session.cookies["csrftoken"].value)
         self.assertEqual(response.status_code, 201, response.content)
         key = response.json()["token"]
-        self.assertEqual(Token.objects.get(user=self.pathologist).key, key)
+        stored = ApiToken.objects.get(user=self.pathologist)
+        self.assertEqual(stored.digest, digest(key))
+        self.assertNotIn(key, stored.digest)  # only the digest is stored
         self.assertEqual(client_with(key).get(self.url("api-cases")).status_code, 200)
         self.assertTrue(AuditEvent.objects.filter(actor=self.pathologist, detail__action="api_token_issued").exists())
 
     def test_rotation_revokes_the_old_token(self) -> None:
-        old = Token.objects.get(user=self.technician).key
+        old = self.api.token_key
         response = self.api.post(self.url("api-token"))
         self.assertEqual(response.status_code, 201)
         new = response.json()["token"]
@@ -44,7 +46,7 @@ class TokenApiTests(ApiTestCase):
         self.assertEqual(client_with(new).get(self.url("api-cases")).status_code, 200)
 
     def test_delete_revokes(self) -> None:
-        key = Token.objects.get(user=self.technician).key
+        key = self.api.token_key
         self.assertEqual(self.api.delete(self.url("api-token")).status_code, 204)
         self.assertApiError(client_with(key).get(self.url("api-cases")), 401, "authentication_failed")
 
@@ -60,18 +62,20 @@ class TokenCommandTests(ApiTestCase):
         call_command("api_token", *args, stdout=out, stderr=StringIO())
         return out.getvalue().strip()
 
-    def test_prints_the_same_token_until_rotated(self) -> None:
-        Token.objects.filter(user=self.lab_admin).delete()
+    def test_prints_a_token_once_then_only_rotates(self) -> None:
+        ApiToken.objects.filter(user=self.lab_admin).delete()
         first = self.run_command(self.lab_admin.email)
-        self.assertEqual(self.run_command(self.lab_admin.email.upper()), first)
         self.assertEqual(client_with(first).get(self.url("api-models")).status_code, 200)
+        with self.assertRaisesMessage(CommandError, "stored hashed and cannot be shown again"):
+            self.run_command(self.lab_admin.email.upper())
         rotated = self.run_command(self.lab_admin.email, "--rotate")
         self.assertNotEqual(rotated, first)
-        self.assertFalse(Token.objects.filter(key=first).exists())
+        self.assertFalse(ApiToken.objects.filter(digest=digest(first)).exists())
+        self.assertApiError(client_with(first).get(self.url("api-models")), 401, "authentication_failed")
 
     def test_revoke_and_unknown_user(self) -> None:
         self.run_command(self.lab_admin.email)
         self.run_command(self.lab_admin.email, "--revoke")
-        self.assertFalse(Token.objects.filter(user=self.lab_admin).exists())
+        self.assertFalse(ApiToken.objects.filter(user=self.lab_admin).exists())
         with self.assertRaises(CommandError):
             self.run_command("nobody@example.org")

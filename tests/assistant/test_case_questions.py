@@ -7,9 +7,11 @@ import re
 
 from django.urls import reverse
 
-from diagnostics.assistant import engine
-from diagnostics.assistant.engine import Kind
-from diagnostics.models import ChatMessage, ImageStatus, Review
+from assistant import engine
+from assistant.engine import Kind
+from assistant.models import ChatMessage
+from diagnostics.models import ImageStatus
+from review.models import Review
 from tests.assistant.casefixture import build_assistant_case
 from tests.base import BaseTestCase
 

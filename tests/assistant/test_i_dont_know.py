@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.test import override_settings
 
-from diagnostics.assistant import answers, engine
-from diagnostics.assistant.engine import Kind
+from assistant import answers, engine
+from assistant.engine import Kind
 from tests.assistant.fakellm import FakeChatServer
 from tests.base import BaseTestCase
 

@@ -3,9 +3,9 @@ passage and citing its document and section."""
 
 from __future__ import annotations
 
-from diagnostics.assistant import engine
-from diagnostics.assistant.engine import Kind
-from diagnostics.assistant.knowledge import excerpt, knowledge_base
+from assistant import engine
+from assistant.engine import Kind
+from assistant.knowledge import excerpt, knowledge_base
 from tests.base import BaseTestCase
 
 QUESTIONS = {

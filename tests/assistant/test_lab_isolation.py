@@ -8,9 +8,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.urls import reverse
 
-from diagnostics.assistant import engine
-from diagnostics.assistant.engine import Kind
-from diagnostics.models import ChatMessage
+from assistant import engine
+from assistant.engine import Kind
+from assistant.models import ChatMessage
 from tests.assistant.casefixture import build_assistant_case
 from tests.base import BaseTestCase
 

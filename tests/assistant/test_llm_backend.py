@@ -8,8 +8,8 @@ import json
 
 from django.test import override_settings
 
-from diagnostics.assistant import engine, knowledge
-from diagnostics.assistant.engine import Kind
+from assistant import engine, knowledge
+from assistant.engine import Kind
 from tests.assistant.casefixture import build_assistant_case
 from tests.assistant.fakellm import FakeChatServer
 from tests.base import BaseTestCase

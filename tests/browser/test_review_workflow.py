@@ -16,7 +16,8 @@ import time
 import pytest
 from django.core.cache import cache
 
-from diagnostics.models import Case, CaseStatus, Review, SignOut
+from diagnostics.models import Case, CaseStatus
+from review.models import Review, SignOut
 from tests.browser.support import ARTIFACTS, BrowserTestCase
 from tests.imagefactory import smear_png_bytes
 from tests.review.helpers import totp_code

@@ -33,7 +33,7 @@ DOCKER_DIR = REPO / "docker"
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
 ENV_EXAMPLE = DOCKER_DIR / ".env.example"
 SETTINGS_FILE = REPO / "marrowfind" / "settings.py"
-ENV_READERS = {"env_str", "env_bool", "env_int", "env_float", "env_list"}
+ENV_READERS = {"env_rate", "env_name", "env_str", "env_bool", "env_int", "env_float", "env_list"}
 # Read by Django itself rather than by marrowfind/settings.py.
 FRAMEWORK_ENV = {"DJANGO_SETTINGS_MODULE"}
 REQUIRED_DJANGO_ENV = ("SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL")

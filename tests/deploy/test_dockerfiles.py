@@ -68,13 +68,13 @@ def test_the_image_ships_every_package_and_data_dir_the_code_reads(dockerfile):
     packages = {p.parent.name for p in REPO.glob("*/__init__.py")} - NOT_IN_IMAGES
     missing = sorted(packages - copied)
     assert not missing, f"{dockerfile.name} does not copy the packages {missing}"
-    from diagnostics.assistant.knowledge import knowledge_dir
+    from assistant.knowledge import knowledge_dir
 
     data_dirs = [*settings.TEMPLATES[0]["DIRS"], *settings.STATICFILES_DIRS, knowledge_dir()]
     for directory in data_dirs:
         relative = str(Path(directory).resolve().relative_to(REPO))
         assert relative in copied, f"{dockerfile.name} does not copy {relative}, which the code reads"
-    assert "requirements.txt" in copied and "manage.py" in copied
+    assert {"requirements.lock", "requirements-web.lock"} & copied and "manage.py" in copied
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)

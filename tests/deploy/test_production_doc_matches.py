@@ -7,7 +7,13 @@ import re
 
 from dotenv import dotenv_values
 
-from tests.deploy.compose import ENV_EXAMPLE, REPO, raw_compose, settings_env_names, variable_uses
+from tests.deploy.compose import (
+    ENV_EXAMPLE,
+    REPO,
+    raw_compose,
+    settings_env_names,
+    variable_uses,
+)
 
 DOC = REPO / "docs" / "production.md"
 # Names of other programs that the document uses on purpose.

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.files.base import ContentFile
-
-from diagnostics.models import Analysis, CaseStatus, ImageStatus, Specimen
+from diagnostics.models import CaseStatus, ImageStatus, Specimen
 from tests.factories import (
+    AnalysisFactory,
     BatchFactory,
     CaseFactory,
     ModelVersionFactory,
     SlideImageFactory,
 )
-from tests.imagefactory import png_bytes
 
 
 def analysed_case(lab, *, specimen: str = Specimen.BONE_MARROW, status: str = CaseStatus.AWAITING_REVIEW,
@@ -23,14 +21,10 @@ def analysed_case(lab, *, specimen: str = Specimen.BONE_MARROW, status: str = Ca
     labels = ["Pro", "Benign", "Pre", "Early"]
     for position, (wbc, blasts) in enumerate(counts, start=1):
         image = SlideImageFactory(batch=batch, case=case, position=position, status=ImageStatus.DONE)
-        analysis = Analysis.objects.create(
-            image=image, model_version=version, label=labels[(position - 1) % 4],
-            probabilities={"Benign": 0.1, "Early": 0.1, "Pre": 0.1, "Pro": 0.7}, confidence=0.7,
-            cell_counts={"wbc": wbc, "rbc": 100, "platelet": 4}, blasts=blasts, timings={"total": 0.5},
+        AnalysisFactory(
+            image=image, model_version=version, label=labels[(position - 1) % 4], confidence=0.7,
+            cell_counts={"wbc": wbc, "rbc": 100, "platelet": 4}, blasts=blasts,
         )
-        analysis.cam_overlay.save("cam.png", ContentFile(png_bytes(seed=100 + position)), save=False)
-        analysis.segmentation_overlay.save("segmentation.png", ContentFile(png_bytes(seed=200 + position)), save=False)
-        analysis.save()
     SlideImageFactory(
         batch=batch, case=case, position=len(counts) + 1, status=ImageStatus.FAILED,
         error_code="truncated", error="The PNG file is cut short (its end marker is missing).",

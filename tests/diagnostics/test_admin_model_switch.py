@@ -6,8 +6,9 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from diagnostics.models import AuditEvent, ModelVersion
-from tests.base import BaseTestCase
+from tests.base import PASSWORD, BaseTestCase
 from tests.modelfixtures import register_test_model
+from tests.review.helpers import activate_totp, login_with_totp
 
 CHANGELIST = "admin:diagnostics_modelversion_changelist"
 
@@ -15,7 +16,8 @@ CHANGELIST = "admin:diagnostics_modelversion_changelist"
 class AdminModelSwitchTests(BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.admin = get_user_model().objects.create_superuser("root", "root@example.org", "pw-for-tests-only")
+        self.admin = get_user_model().objects.create_superuser("root", "root@example.org", PASSWORD)
+        self.admin_secret = activate_totp(self.admin)  # the admin opens only after two-factor
         self.first = register_test_model("image", seed=0, activate=True)
         self.second = register_test_model("image", seed=1, activate=True)
 
@@ -29,7 +31,7 @@ class AdminModelSwitchTests(BaseTestCase):
 
     def test_admin_switches_back_to_the_earlier_model(self) -> None:
         self.assertEqual(self.active(), [self.second.pk])
-        self.client.force_login(self.admin)
+        login_with_totp(self.client, self.admin, self.admin_secret)
         response = self.act(self.first)
         self.assertContains(response, "is now the active model")
         self.assertEqual(self.active(), [self.first.pk])
@@ -37,7 +39,7 @@ class AdminModelSwitchTests(BaseTestCase):
             verb=AuditEvent.Verb.MODEL_ACTIVATED, object_id=str(self.first.pk), actor=self.admin).exists())
 
     def test_two_models_of_one_task_at_once_are_refused(self) -> None:
-        self.client.force_login(self.admin)
+        login_with_totp(self.client, self.admin, self.admin_secret)
         response = self.act(self.first, self.second)
         self.assertContains(response, "Select one model per task")
         self.assertEqual(self.active(), [self.second.pk])

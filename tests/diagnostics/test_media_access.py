@@ -32,7 +32,7 @@ class MediaAccessTests(BaseTestCase):
             response = self.client.get(self.urls[kind])
             self.assertEqual(response.status_code, 200, kind)
             self.assertEqual(response["Content-Type"], "image/png")
-            self.assertIn("private", response["Cache-Control"])
+            self.assertEqual(response["Cache-Control"], "no-store")  # patient data: never kept by a cache
             self.assertEqual(b"".join(response.streaming_content), self._bytes(field), kind)
 
     def test_outsider_gets_404_for_image_and_overlays(self) -> None:

@@ -25,7 +25,7 @@ import pytest
 from django.test import override_settings
 
 from diagnostics.models import ImageStatus
-from diagnostics.services.monitoring import queue_depths
+from monitoring.broker import queue_depths
 from tests.base import BaseTransactionTestCase
 from tests.faults.helpers import (
     PrivateRedis,
@@ -59,7 +59,7 @@ class RedisRestartMidBatchTests(BaseTransactionTestCase):
         self.addCleanup(broker.__exit__, None, None, None)
 
     def test_work_resumes_and_nothing_is_lost(self):
-        from workers.tasks import requeue_stuck_images
+        from diagnostics.tasks import requeue_stuck_images
 
         register_test_model()
         with run_worker(queues=QUEUES, env={"WORKER_BATCH_SIZE": "2"}) as worker:

@@ -1,20 +1,17 @@
 """An image that takes longer than the task's soft time limit fails alone,
 with the time limit as its reason; the other images of the case are analysed.
 
-The slow image is genuinely slow (a 6000 x 6000 field: decoding it, its
-full-size CAM overlay and PNG take several seconds on this CPU), not a
-test hook that sleeps. The worker uses the prefork pool: Celery enforces time
-limits only there (the solo and threads pools ignore them). Each image is its
-own chunk (WORKER_BATCH_SIZE=1), so the limit cuts only the slow one.
+The slow step is controllable, so the test does not depend on the machine's
+speed: the worker runs with ``PIPELINE_SLOW_IMAGE`` naming the second image,
+whose decode step then waits until the soft limit interrupts it. The worker
+uses the prefork pool: Celery enforces time limits only there (the solo and
+threads pools ignore them). Each image is its own chunk (WORKER_BATCH_SIZE=1),
+so the limit cuts only the slow one.
 """
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import pytest
-from PIL import Image
 
 from diagnostics.models import ImageStatus
 from tests.faults.helpers import (
@@ -29,23 +26,7 @@ from tests.workerproc import run_worker, wait_for_case_status
 
 SOFT_LIMIT_S = 3
 N_NORMAL = 3
-
-
-def slow_field_png(side: int = 6000, seed: int = 0) -> bytes:
-    """A large smear-like field (pale background, many stained disks); compresses to well under the upload limit."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    pixels = np.full((side, side, 3), (232, 220, 226), np.uint8)
-    for _ in range(side * side // 4000):
-        x, y = (int(v) for v in rng.integers(0, side, 2))
-        cv2.circle(pixels, (x, y), int(rng.integers(8, 20)), (200, 120, 140), -1)
-    for _ in range(side * side // 60000):
-        x, y = (int(v) for v in rng.integers(0, side, 2))
-        cv2.circle(pixels, (x, y), int(rng.integers(20, 30)), (120, 60, 160), -1)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
+SLOW_POSITION = 2
 
 
 @pytest.mark.services
@@ -53,11 +34,12 @@ def slow_field_png(side: int = 6000, seed: int = 0) -> bytes:
 class TimeLimitTests(BrokerFaultTestCase):
     def test_the_slow_image_alone_fails_on_the_time_limit(self):
         register_test_model()
-        payloads = [smear_bytes(seed) for seed in range(1, N_NORMAL + 1)]
-        payloads.insert(1, slow_field_png())
+        payloads = [smear_bytes(seed) for seed in range(1, N_NORMAL + 2)]
         case = upload_case(self.lab, self.technician, payloads).case
+        slow = case.images.get(position=SLOW_POSITION)
         env = {
             "WORKER_BATCH_SIZE": "1",
+            "PIPELINE_SLOW_IMAGE": slow.original_filename,
             "CELERY_TASK_SOFT_TIME_LIMIT": str(SOFT_LIMIT_S),
             # Room between the soft and the hard limit, so the soft one (which the pipeline
             # turns into "failed: time limit") always acts before the process is killed.
@@ -68,7 +50,7 @@ class TimeLimitTests(BrokerFaultTestCase):
 
         assert_exactly_once(self, case, failed=1)
         [failed] = failed_images(case)
-        self.assertEqual(failed.position, 2)
+        self.assertEqual(failed.position, SLOW_POSITION)
         self.assertEqual(failed.error_code, "time_limit")
         self.assertIn(f"time limit ({SOFT_LIMIT_S} s)", failed.error)
         self.assertEqual(case.images.filter(status=ImageStatus.DONE).count(), N_NORMAL)

@@ -17,6 +17,7 @@ from diagnostics.models import (
     TaskRun,
 )
 from tests.factories import (
+    AnalysisFactory,
     BatchFactory,
     CaseFactory,
     ModelVersionFactory,
@@ -39,14 +40,14 @@ def make_images(lab, n: int, *, status: str = ImageStatus.DONE, accession: str |
 
 def make_analysis(image: SlideImage, timings: dict[str, float], *, at: datetime | None = None,
                   model: ModelVersion | None = None) -> Analysis:
-    return Analysis.objects.create(
+    return AnalysisFactory(
         image=image,
         model_version=model or ModelVersion.objects.first() or ModelVersionFactory(),
         label="Benign",
-        probabilities={"Benign": 0.9, "Early": 0.05, "Pre": 0.03, "Pro": 0.02},
         confidence=0.9,
         timings=timings,
         created_at=at or timezone.now(),
+        overlays=False,
     )
 
 
@@ -61,7 +62,7 @@ def make_task_run(task_name: str, *, at: datetime | None = None, seconds: float 
 
 
 def fail_image(image: SlideImage, code: str, reason: str, *, attempts: int = 1, at: datetime | None = None) -> AuditEvent:
-    """What workers.pipeline.fail_image leaves behind: the image row and its audit event."""
+    """What diagnostics.pipeline.fail_image leaves behind: the image row and its audit event."""
     SlideImage.objects.filter(pk=image.pk).update(status=ImageStatus.FAILED, error_code=code, error=reason, attempts=attempts)
     event = audit.record(AuditEvent.Verb.ANALYSIS_FAILED, actor_label="worker test", case=image.case, obj=image,
                          code=code, reason=reason, position=image.position, filename=image.original_filename)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.urls import reverse
 
-from diagnostics.services.monitoring import (
+from monitoring.pipeline_state import (
     failure_counts,
     recent_image_failures,
     recent_task_failures,

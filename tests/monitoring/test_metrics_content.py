@@ -13,11 +13,7 @@ from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
 from diagnostics.models import ImageStatus
-from diagnostics.services.monitoring import (
-    HISTOGRAM_BUCKETS,
-    stage_histograms,
-    task_histograms,
-)
+from monitoring.timings import HISTOGRAM_BUCKETS, stage_histograms, task_histograms
 from tests.base import BaseTestCase
 from tests.monitoring.helpers import (
     fail_image,

@@ -12,8 +12,8 @@ import pytest
 from django.conf import settings
 from kombu import Connection
 
-from diagnostics.services.monitoring import configured_queues, queue_depths
 from marrowfind.celery import app
+from monitoring.broker import configured_queues, queue_depths
 from tests.base import BaseTestCase
 from tests.workerproc import purge_broker, require_services
 
@@ -21,7 +21,7 @@ from tests.workerproc import purge_broker, require_services
 def send(connection, queue: str, n: int) -> None:
     for _ in range(n):
         # A task no worker will run here: it only has to sit in the queue.
-        app.send_task("workers.tasks.finalize_case", args=[0], queue=queue, connection=connection)
+        app.send_task("diagnostics.tasks.finalize_case", args=[0], queue=queue, connection=connection)
 
 
 class ConfiguredQueuesTests(BaseTestCase):

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from diagnostics.services.monitoring import percentile_cont, stage_timings, task_timings
+from monitoring.timings import percentile_cont, stage_timings, task_timings
 from tests.base import BaseTestCase
 from tests.monitoring.helpers import make_analysis, make_images, make_task_run
 

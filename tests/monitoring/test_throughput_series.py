@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from diagnostics.services.monitoring import WINDOWS, throughput_series, window_bounds
+from monitoring.timings import WINDOWS, throughput_series, window_bounds
 from tests.base import BaseTestCase
 from tests.monitoring.helpers import (
     fail_image,

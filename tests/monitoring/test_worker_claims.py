@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from diagnostics.models import ImageStatus, SlideImage
 from diagnostics.services.cases import STAGE_CLASSIFIED, STAGE_CLASSIFY, STAGE_SEGMENT
-from diagnostics.services.monitoring import claims_by_worker
+from monitoring.pipeline_state import claims_by_worker
 from tests.base import BaseTestCase
 from tests.monitoring.helpers import make_images, make_site_admin
 

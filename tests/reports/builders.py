@@ -18,21 +18,16 @@ import cv2
 import numpy as np
 from django.core.files.base import ContentFile
 
-from diagnostics.models import (
-    Analysis,
-    Case,
-    CaseStatus,
-    ImageStatus,
-    ModelVersion,
-    Review,
-    SignOut,
-)
+from diagnostics.models import Analysis, Case, CaseStatus, ImageStatus, ModelVersion
+from diagnostics.services.case_record import case_figures
 from ml.overlay import cam_overlay, encode_png, segmentation_overlay
 from ml.segment import segment
+from review.models import SignOut
 from tests.factories import (
     BatchFactory,
     CaseFactory,
     ModelVersionFactory,
+    ReviewFactory,
     SlideImageFactory,
 )
 
@@ -163,8 +158,7 @@ def review(built: BuiltCase, reviewer, labels: dict[int, str] | None = None, *, 
         if only is not None and position not in only:
             continue
         label = labels.get(position, analysis.label)
-        Review.objects.create(image=analysis.image, analysis=analysis, reviewer=reviewer, label=label,
-                              agrees_with_ai=label == analysis.label)
+        ReviewFactory(analysis=analysis, reviewer=reviewer, label=label)
 
 
 def sign_out(built: BuiltCase, signer, *, reason: str = "") -> SignOut:
@@ -174,7 +168,7 @@ def sign_out(built: BuiltCase, signer, *, reason: str = "") -> SignOut:
     own tests; the end-to-end report test goes through it."""
     from django.utils import timezone
 
-    from diagnostics.services import review as review_service
+    from review import services as review_service
 
     case = Case.objects.get(pk=built.case.pk)
     items = review_service.review_items(case)
@@ -191,7 +185,7 @@ def sign_out(built: BuiltCase, signer, *, reason: str = "") -> SignOut:
         if item.analysis is not None
     }
     row = SignOut.objects.create(case=case, version=version, signed_by=signer, signed_at=now, labels=labels,
-                                 summary=review_service.case_figures(case), amendment_reason=reason)
+                                 summary=case_figures(case), amendment_reason=reason)
     Case.objects.filter(pk=case.pk).update(status=CaseStatus.SIGNED_OUT, signed_out_by=signer, signed_out_at=now,
                                            sign_out_version=version)
     built.case.refresh_from_db()

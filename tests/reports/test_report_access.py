@@ -6,8 +6,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.urls import reverse
 
-from diagnostics.models import AuditEvent, Report, ReportStatus
-from diagnostics.services import reports
+from diagnostics.models import AuditEvent
+from reports import services as reports
+from reports.models import Report, ReportStatus
 from tests.base import BaseTestCase
 from tests.reports.builders import build_case, review, sign_out
 

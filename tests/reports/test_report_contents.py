@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import re
 
-from diagnostics.models import Report, ReportStatus, Role
-from diagnostics.services import reports
+from diagnostics.models import Role
+from reports import services as reports
+from reports.models import Report, ReportStatus
 from tests.base import BaseTestCase
 from tests.factories import LabFactory, MembershipFactory, UserFactory
 from tests.reports.builders import build_case, make_model, review, sign_out

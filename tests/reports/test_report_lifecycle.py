@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from diagnostics.models import AuditEvent, Report, ReportStatus
-from diagnostics.services import reports
+from diagnostics.models import AuditEvent
+from reports import rendering as report_rendering
+from reports import services as reports
+from reports.models import Report, ReportStatus
 from tests.base import BaseTestCase
 from tests.reports.builders import build_case, review, sign_out
 from tests.reports.pdftools import pdf_text
@@ -26,7 +28,7 @@ class ReportLifecycleTest(BaseTestCase):
         text = pdf_text(bytes(draft.pdf))
         self.assertIn("DRAFT of version 1: not signed out", text)
         self.assertTrue(AuditEvent.objects.filter(verb=AuditEvent.Verb.REPORT_CREATED, object_id=str(draft.pk)).exists())
-        response = self.client.get(urlsplit(reports.verify_url(draft)).path)
+        response = self.client.get(urlsplit(report_rendering.verify_url(draft)).path)
         self.assertEqual(response.context["state"], "draft")
 
     def test_final_report_is_made_once_per_version(self):
@@ -56,10 +58,10 @@ class ReportLifecycleTest(BaseTestCase):
         self.assertIn("(amends version 1)", text)
         self.assertIn("Image 1 relabelled after flow cytometry.", text)
 
-        old = self.client.get(urlsplit(reports.verify_url(v1)).path)
+        old = self.client.get(urlsplit(report_rendering.verify_url(v1)).path)
         self.assertEqual(old.context["state"], "superseded")
         self.assertContains(old, "version 2 replaces it")
-        current = self.client.get(urlsplit(reports.verify_url(v2)).path)
+        current = self.client.get(urlsplit(report_rendering.verify_url(v2)).path)
         self.assertEqual(current.context["state"], "current")
 
     def test_a_late_task_for_an_older_version_does_not_become_current(self):

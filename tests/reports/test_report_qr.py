@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from diagnostics.services import reports
+from reports import rendering as report_rendering
+from reports import services as reports
 from tests.base import BaseTestCase
 from tests.reports.builders import build_case, review, sign_out
 from tests.reports.pdftools import decode_qr, rasterise, scratch_dir
@@ -25,7 +26,7 @@ class ReportQrCodeTest(BaseTestCase):
             self.assertEqual(len(pages), 1)
             scanned = decode_qr(pages[0])
 
-        self.assertEqual(scanned, reports.verify_url(report))
+        self.assertEqual(scanned, report_rendering.verify_url(report))
         self.assertEqual(scanned, f"{settings.SITE_URL}/verify/{report.pk}/{report.content_sha256[:16]}")
 
         self.client.logout()  # the verification page needs no login

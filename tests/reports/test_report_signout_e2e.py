@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 from django.urls import reverse
 
-from diagnostics.models import Report, ReportStatus
-from diagnostics.services import reports
+from reports import rendering as report_rendering
+from reports.models import Report, ReportStatus
 from tests.base import BaseTransactionTestCase
 from tests.reports.builders import build_case, review
 from tests.reports.pdftools import (
@@ -43,7 +43,7 @@ class SignOutYieldsVerifiableReportTest(BaseTransactionTestCase):
 
         with scratch_dir() as folder:
             scanned = decode_qr(rasterise(bytes(report.pdf), folder, dpi=150)[0])
-        self.assertEqual(scanned, reports.verify_url(report))
+        self.assertEqual(scanned, report_rendering.verify_url(report))
 
         self.client.logout()
         page = self.client.get(urlsplit(scanned).path)

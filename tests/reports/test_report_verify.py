@@ -10,8 +10,9 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from diagnostics.services import reports
-from diagnostics.views import reports as report_views
+from reports import rendering as report_rendering
+from reports import services as reports
+from reports import views as report_views
 from tests.base import BaseTestCase
 from tests.reports.builders import build_case, review, sign_out
 
@@ -54,7 +55,7 @@ class VerifyReportTest(BaseTestCase):
         self.assertNotContains(response, self.built.case.accession_number)
 
     def test_wrong_code_and_unknown_report_are_unknown(self):
-        path = urlsplit(reports.verify_url(self.report)).path
+        path = urlsplit(report_rendering.verify_url(self.report)).path
         wrong = path[:-1] + ("0" if path[-1] != "0" else "1")
         for url in (wrong, reverse("verify_report", args=["00000000-0000-4000-8000-000000000000", "0123456789abcdef"])):
             response = self.client.get(url)
@@ -63,7 +64,7 @@ class VerifyReportTest(BaseTestCase):
             self.assertNotContains(response, self.built.case.accession_number, status_code=404)
 
     def test_page_shows_no_patient_data_beyond_the_accession(self):
-        response = self.client.get(urlsplit(reports.verify_url(self.report)).path)
+        response = self.client.get(urlsplit(report_rendering.verify_url(self.report)).path)
         self.assertContains(response, self.built.case.accession_number)
         for private in (self.built.case.patient_pseudonym, "Secret clinical detail", "smear-1.png"):
             self.assertNotContains(response, private)

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from diagnostics.models import Report, ReportStatus, TaskRun
-from diagnostics.services import reports
+from diagnostics.models import TaskRun
+from reports import services as reports
+from reports.models import Report, ReportStatus
 from tests.base import BaseTransactionTestCase
 from tests.reports.builders import build_case, review, sign_out
 from tests.workerproc import purge_broker, require_services, run_worker

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from diagnostics.services import reports, thumbnails
+from reports import services as reports
+from reports import thumbnails
 from tests.base import BaseTestCase
 from tests.reports.builders import build_case
 

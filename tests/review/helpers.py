@@ -20,12 +20,14 @@ from allauth.mfa.totp.internal.auth import (
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from diagnostics.models import Analysis, CaseStatus, ImageStatus, ModelVersion, Review
+from diagnostics.models import CaseStatus, ImageStatus, ModelVersion
 from tests.base import PASSWORD
 from tests.factories import (
+    AnalysisFactory,
     BatchFactory,
     CaseFactory,
     ModelVersionFactory,
+    ReviewFactory,
     SlideImageFactory,
 )
 from tests.imagefactory import png_bytes
@@ -76,21 +78,10 @@ def make_analysed_case(
             continue
         label = labels[position - 1]
         confidence = 0.4 if position in low_confidence else 0.9
-        rest = (1.0 - confidence) / (len(CLASSES) - 1)
-        analysis = Analysis(
-            image=image,
-            model_version=model_version,
-            label=label,
-            probabilities={name: (confidence if name == label else rest) for name in CLASSES},
-            confidence=confidence,
-            low_confidence=position in low_confidence,
-            all_probability=0.1 if label == "Benign" else 0.9,
-            cell_counts={"wbc": 10, "rbc": 40, "platelet": 3},
-            blasts=blasts,
+        AnalysisFactory(
+            image=image, model_version=model_version, label=label, confidence=confidence,
+            low_confidence=position in low_confidence, blasts=blasts,
         )
-        analysis.cam_overlay.save("cam.png", ContentFile(png_bytes(seed=seed + 1)), save=False)
-        analysis.segmentation_overlay.save("segmentation.png", ContentFile(png_bytes(seed=seed + 2)), save=False)
-        analysis.save()
     return case, images
 
 
@@ -101,7 +92,7 @@ def review_all(case, reviewer, *, label_for=None) -> None:
         if analysis is None:
             continue
         label = label_for(image, analysis) if label_for else analysis.label
-        Review.objects.create(image=image, analysis=analysis, reviewer=reviewer, label=label, agrees_with_ai=label == analysis.label)
+        ReviewFactory(analysis=analysis, reviewer=reviewer, label=label)
 
 
 def activate_totp(user) -> str:

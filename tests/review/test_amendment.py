@@ -8,7 +8,8 @@ import uuid
 from django.core.cache import cache
 from django.urls import reverse
 
-from diagnostics.models import AuditEvent, CaseStatus, Review, SignOut
+from diagnostics.models import AuditEvent, CaseStatus
+from review.models import Review, SignOut
 from tests.base import BaseTestCase
 from tests.review.helpers import (
     activate_totp,

@@ -9,8 +9,9 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from diagnostics.models import AuditEvent, Review
-from diagnostics.services.review import ReviewError, record_review
+from diagnostics.models import AuditEvent
+from review.models import Review
+from review.services import ReviewError, record_review
 from tests.base import BaseTestCase, BaseTransactionTestCase
 from tests.review.helpers import make_analysed_case
 

@@ -1,5 +1,5 @@
 """Sign-out hands the case to the reports area: once the signature commits,
-``diagnostics.services.reports.queue_final_report`` sends the report task and
+``reports.services.queue_final_report`` sends the report task and
 a real worker makes the final PDF of that version; an amendment's report
 supersedes the earlier one, which stays."""
 
@@ -11,7 +11,8 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from diagnostics.models import CaseStatus, Report
+from diagnostics.models import CaseStatus
+from reports.models import Report
 from tests.base import BaseTransactionTestCase
 from tests.review.helpers import (
     activate_totp,
@@ -20,7 +21,7 @@ from tests.review.helpers import (
     review_all,
 )
 
-pytest.importorskip("diagnostics.services.reports")
+pytest.importorskip("reports.services")
 
 
 def wait_for_report(case, version: int, status: str, worker, timeout: float = 120.0) -> Report:

@@ -8,8 +8,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from django.urls import reverse
 
-from diagnostics.models import ImageStatus, InstantCheck
-from diagnostics.services.instant import claim, run_instant_check
+from diagnostics.models import ImageStatus
+from instant.models import InstantCheck
+from instant.services import claim, run_instant_check
 from marrowfind.celery import app
 from tests.base import BaseTestCase
 from tests.imagefactory import smear_png_bytes
@@ -29,7 +30,7 @@ class InstantCheckTests(BaseTestCase):
         self.assertRedirects(response, reverse("instant_result", args=[check.pk]), fetch_redirect_response=False)
         self.assertEqual((check.lab, check.created_by, check.status, check.width), (self.lab, self.technician, "queued", 96))
         self.assertEqual(len(callbacks), 1)  # the task is sent only after the row commits
-        route = app.amqp.router.route({}, "workers.instant_tasks.instant_check")
+        route = app.amqp.router.route({}, "instant.tasks.instant_check")
         self.assertEqual(route["queue"].name, "priority")
 
     def test_not_an_image_is_a_clear_error_and_nothing_is_stored(self):
@@ -53,7 +54,7 @@ class InstantCheckTests(BaseTestCase):
 
     @override_settings(INFERENCE_DEVICE="cpu", INFERENCE_PRECISION="fp32")
     def test_analysis_gives_label_cam_and_counts(self):
-        from workers import model_cache
+        from diagnostics import model_cache
 
         model_cache.cache.clear()
         version = register_test_model("image")
@@ -82,7 +83,7 @@ class InstantCheckTests(BaseTestCase):
         self.assertEqual(b"".join(cam.streaming_content)[:8], b"\x89PNG\r\n\x1a\n")
 
     def test_without_a_model_the_check_fails_with_a_reason(self):
-        from workers import model_cache
+        from diagnostics import model_cache
 
         model_cache.cache.clear()
         self.client.force_login(self.technician)

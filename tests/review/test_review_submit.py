@@ -7,7 +7,8 @@ import uuid
 
 from django.urls import reverse
 
-from diagnostics.models import AuditEvent, CaseStatus, Review
+from diagnostics.models import AuditEvent, CaseStatus
+from review.models import Review
 from tests.base import BaseTestCase
 from tests.review.helpers import make_analysed_case
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from django.core.cache import cache
 from django.urls import reverse
 
-from diagnostics.models import AuditEvent, CaseStatus, SignOut
+from diagnostics.models import AuditEvent, CaseStatus
+from review.models import SignOut
 from tests.base import BaseTestCase
 from tests.review.helpers import (
     activate_totp,

@@ -7,7 +7,7 @@ from allauth.mfa.models import Authenticator
 from django.core.cache import cache
 from django.urls import reverse
 
-from diagnostics.services.signout import has_totp, mfa_passed_at
+from review.signout import has_totp, mfa_passed_at
 from tests.base import PASSWORD, BaseTestCase
 from tests.review.helpers import activate_totp, login_with_password, totp_code
 

@@ -54,7 +54,7 @@ def make_case(lab, n_images: int = 3, *, files: list[bytes] | None = None, filen
 
 def run_case_inline(case: Case) -> list[int]:
     """The pipeline functions in this process, in the order the tasks would run them; returns the Analysis ids."""
-    from workers import pipeline
+    from diagnostics import pipeline
 
     pipeline.start_case(case.pk)
     analysed: list[int] = []

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 
+from diagnostics.model_cache import ModelCache, ModelFileChangedError
 from diagnostics.services.models import activate_model_version
 from tests.base import BaseTestCase
 from tests.modelfixtures import checkpoint_path, register_test_model
-from workers.model_cache import ModelCache, ModelFileChangedError
 
 
 class ModelCacheTests(BaseTestCase):

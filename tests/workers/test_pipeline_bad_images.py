@@ -39,7 +39,7 @@ class BadImageInPipelineTests(BaseTestCase):
         self.assertEqual(case.summary["failed"], 2)
 
     def test_without_a_model_images_fail_with_what_to_do(self) -> None:
-        from workers import pipeline
+        from diagnostics import pipeline
 
         case = make_case(self.lab, n_images=2)
         pipeline.fail_case_without_model(case.pk)

@@ -8,11 +8,11 @@ from datetime import timedelta
 from django.test import override_settings
 from django.utils import timezone
 
+from diagnostics import pipeline
 from diagnostics.models import Analysis, AuditEvent, CaseStatus, ImageStatus, SlideImage
 from tests.base import BaseTestCase
 from tests.modelfixtures import register_test_model
 from tests.workers.helpers import make_case
-from workers import pipeline
 
 
 class IdempotencyTests(BaseTestCase):

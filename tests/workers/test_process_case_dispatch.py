@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.test import override_settings
 
+from diagnostics import pipeline
 from diagnostics.models import CaseStatus, ImageStatus, SlideImage
 from tests.base import BaseTestCase
 from tests.workers.helpers import make_case
-from workers import pipeline
 
 
 class DispatchTests(BaseTestCase):

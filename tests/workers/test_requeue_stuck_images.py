@@ -7,12 +7,12 @@ from datetime import timedelta
 from django.test import override_settings
 from django.utils import timezone
 
+from diagnostics import pipeline
 from diagnostics.models import ImageStatus, SlideImage
+from diagnostics.pipeline import STAGE_CLASSIFIED, STAGE_CLASSIFY, STAGE_SEGMENT
 from tests.base import BaseTestCase
 from tests.modelfixtures import register_test_model
 from tests.workers.helpers import make_case
-from workers import pipeline
-from workers.pipeline import STAGE_CLASSIFIED, STAGE_CLASSIFY, STAGE_SEGMENT
 
 
 @override_settings(STUCK_IMAGE_AFTER_S=60)

@@ -84,8 +84,8 @@ class Command(BaseCommand):
         cell_kwargs: dict = {"n_smears": 12, "epochs": 1} if options["quick"] else {}
         if options["epochs"]:
             image_kwargs["epochs"] = cell_kwargs["epochs"] = options["epochs"]
-        self._ensure_model(ModelTask.IMAGE, "train_demo_model", "demo-image-model.pt", image_kwargs)
-        self._ensure_model(ModelTask.CELL, "train_demo_cell_model", "demo-cell-model.pt", cell_kwargs)
+        self._ensure_model(ModelTask.IMAGE, "demo-image-model.pt", image_kwargs)
+        self._ensure_model(ModelTask.CELL, "demo-cell-model.pt", cell_kwargs)
 
     @transaction.atomic
     def _ensure_user(self, lab: Lab, spec: DemoUser) -> str:
@@ -110,18 +110,16 @@ class Command(BaseCommand):
         state = "created" if created else "exists"
         return f"{spec.role:<12} {user.email:<36} {password_note} ({state})"
 
-    def _ensure_model(self, task: str, trainer_name: str, filename: str, train_kwargs: dict) -> None:
+    def _ensure_model(self, task: str, filename: str, train_kwargs: dict) -> None:
+        from ml.demo import train_demo_cell_model, train_demo_model
+
+        trainer_for = {ModelTask.IMAGE: train_demo_model, ModelTask.CELL: train_demo_cell_model}
         active = active_model_version(task)
         if active is not None:
             demo = " [demo]" if active.is_demo else ""
             self.stdout.write(f"{task} model: {active.name} (sha256 {active.short_sha}){demo} is active")
             return
-        import ml.demo
-
-        trainer = getattr(ml.demo, trainer_name, None)
-        if trainer is None:
-            self.stdout.write(f"{task} model: none registered, and ml.demo has no {trainer_name}; skipped")
-            return
+        trainer = trainer_for[task]
         model_dir = Path(settings.MARROWFIND_MODEL_DIR)
         model_dir.mkdir(parents=True, exist_ok=True)
         path = model_dir / filename

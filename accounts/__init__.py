@@ -1,0 +1,1 @@
+"""Lab members, invitations and the invite-only sign-up."""

@@ -1,1 +1,0 @@
-"""Web views, one module per area. Views stay thin over diagnostics.services."""

@@ -1,0 +1,1 @@
+"""The one-off single-image check on the priority queue."""

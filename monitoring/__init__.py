@@ -1,0 +1,1 @@
+"""The pipeline dashboard and the Prometheus /metrics endpoint."""

@@ -1,0 +1,1 @@
+"""Immutable PDF reports, their rendering task and the public verification."""

@@ -1,0 +1,319 @@
+"""What a report states, read once from the database: rows per image, the models, the
+summary (the case record's figures, or the signed snapshot), and its canonical JSON, whose
+SHA-256 is the content digest printed (16 hex digits) in the QR code."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from diagnostics.models import Case, ImageStatus, ModelVersion, Specimen
+from diagnostics.services.case_record import case_figures, person_name
+from diagnostics.services.models import is_demo_version
+from ml.labels import display_name
+from reports.models import ReportStatus
+from review import services as review_service
+from review.models import SignOut
+
+log = logging.getLogger(__name__)
+
+
+_METRIC_NAMES = (
+    ("n", "n"),
+    ("accuracy", "accuracy"),
+    ("f1_weighted", "F1 (weighted)"),
+    ("f1_macro", "F1 (macro)"),
+    ("kappa", "Cohen's kappa"),
+    ("roc_auc", "ROC AUC"),
+    ("ece", "ECE"),
+    ("split", "split"),
+)
+
+
+# --------------------------------------------------------------------------- content
+
+
+@dataclass
+class ReportRow:
+    position: int
+    image_sha256: str
+    filename: str
+    status: str
+    error: str
+    ai_label: str | None  # display name
+    ai_probability: float | None
+    low_confidence: bool
+    review_label: str | None  # display name
+    reviewer: str | None
+    overridden: bool
+    wbc: int
+    rbc: int
+    platelet: int
+    blasts: int | None
+    # Thumbnails: absolute paths and their size on the page (points); not part of the digest.
+    thumb_original: str | None = None
+    thumb_original_w: float = 0.0
+    thumb_original_h: float = 0.0
+    thumb_cam: str | None = None
+    thumb_cam_w: float = 0.0
+    thumb_cam_h: float = 0.0
+
+    def canonical(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in list(data):
+            if key.startswith("thumb_"):
+                del data[key]
+        if data["ai_probability"] is not None:
+            data["ai_probability"] = round(data["ai_probability"], 4)
+        return data
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    arch: str
+    task: str
+    sha256: str
+    demo: bool
+    metrics: list[tuple[str, str]]
+    per_class: list[dict[str, str]]
+
+    @property
+    def sha(self) -> str:
+        return self.sha256[:16]
+
+
+@dataclass
+class ReportContent:
+    """Everything a report states. Its canonical JSON is the content digest."""
+
+    report_id: str
+    case_id: int
+    lab_name: str
+    accession: str
+    patient: str
+    specimen: str
+    is_marrow: bool
+    stain: str
+    clinical_note: str
+    received: datetime
+    version: int
+    status: str  # ReportStatus value
+    signed_by: str | None
+    signed_at: datetime | None
+    created_by: str | None
+    amendment_reason: str
+    generated_at: datetime
+    summary: dict[str, Any]
+    distribution: list[dict[str, Any]]
+    rows: list[ReportRow]
+    models: list[ModelInfo]
+    demo: bool
+    digest: str = field(default="", init=False)
+
+    @property
+    def status_label(self) -> str:
+        return ReportStatus(self.status).label.lower()
+
+    @property
+    def blast_percent(self) -> float | None:
+        fraction = self.summary.get("blast_fraction")
+        return 100 * fraction if isinstance(fraction, (int, float)) else None
+
+    @property
+    def who_percent(self) -> int:
+        return round(100 * float(self.summary.get("who_threshold", settings.WHO_BLAST_THRESHOLD)))
+
+    def canonical(self) -> dict[str, Any]:
+        summary_keys = ("images", "analysed", "failed", "per_class", "cells", "wbc", "rbc", "platelet", "blasts",
+                        "blast_fraction", "who_flag", "low_confidence", "demo")
+        return {
+            "report_id": self.report_id,
+            "lab": self.lab_name,
+            "accession": self.accession,
+            "patient": self.patient,
+            "specimen": self.specimen,
+            "stain": self.stain,
+            "clinical_note": self.clinical_note,
+            "version": self.version,
+            "status": self.status,
+            "signed_by": self.signed_by,
+            "signed_at": self.signed_at.isoformat() if self.signed_at else None,
+            "amendment_reason": self.amendment_reason,
+            "generated_at": self.generated_at.isoformat(),
+            "summary": {key: self.summary.get(key) for key in summary_keys},
+            "distribution": self.distribution,
+            "images": [row.canonical() for row in self.rows],
+            "models": [{"sha256": m.sha256, "metrics": m.metrics} for m in self.models],
+            "demo": self.demo,
+        }
+
+    def compute_digest(self) -> str:
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+        self.digest = hashlib.sha256(text.encode("ascii")).hexdigest()
+        return self.digest
+
+
+def _format_metric(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, str) and len(value) <= 40:
+        return value
+    return None
+
+
+def model_info(version: ModelVersion) -> ModelInfo:
+    """The model's identity and the validation metrics recorded with it
+    (``ModelVersion.metrics``, written by the training run)."""
+    metrics = version.metrics or {}
+    headline = []
+    for key, label in _METRIC_NAMES:
+        shown = _format_metric(metrics.get(key))
+        if shown is not None:
+            headline.append((label, shown))
+    binary = metrics.get("binary")
+    if isinstance(binary, dict):
+        for key, label in (("accuracy", "ALL-vs-normal accuracy"), ("roc_auc", "ALL-vs-normal ROC AUC")):
+            shown = _format_metric(binary.get(key))
+            if shown is not None:
+                headline.append((label, shown))
+    per_class = []
+    if isinstance(metrics.get("per_class"), dict):
+        for name, row in metrics["per_class"].items():
+            if isinstance(row, dict):
+                per_class.append(
+                    {
+                        "label": display_name(name),
+                        **{k: _format_metric(row.get(k)) or "—" for k in ("precision", "recall", "f1", "support")},
+                    }
+                )
+    return ModelInfo(
+        name=version.name,
+        arch=version.arch,
+        task=version.task,
+        sha256=version.sha256,
+        demo=is_demo_version(version),
+        metrics=headline,
+        per_class=per_class,
+    )
+
+
+def _signed_snapshot(case: Case, version: int) -> SignOut | None:
+    return SignOut.objects.filter(case=case, version=version).select_related("signed_by").first()
+
+
+def collect_report_content(
+    case: Case,
+    *,
+    report_id: str,
+    status: str,
+    version: int,
+    signed_by=None,
+    signed_at: datetime | None = None,
+    created_by=None,
+) -> tuple[ReportContent, list[review_service.ImageReviewItem]]:
+    """Read what the report states from the database.
+
+    For a final report, the labels and summary come from the ``SignOut``
+    row of that version (what the pathologist signed), when there is one;
+    otherwise, and for drafts, from the current reviews. Returns the content
+    (with its digest) and the review items, for :func:`attach_thumbnails`."""
+    items = review_service.review_items(case)
+    snapshot = _signed_snapshot(case, version) if status != ReportStatus.DRAFT else None
+    signed_labels: dict[str, dict] = snapshot.labels if snapshot else {}
+    summary = dict(snapshot.summary) if snapshot and snapshot.summary else case_figures(case)
+    if snapshot is not None:
+        signed_by = signed_by or snapshot.signed_by
+        signed_at = signed_at or snapshot.signed_at
+
+    rows: list[ReportRow] = []
+    ai_counts: dict[str, int] = {}
+    final_counts: dict[str, int] = {}
+    class_order: list[str] = []
+    models: dict[int, ModelVersion] = {}
+    for item in items:
+        image, analysis = item.image, item.analysis
+        image.case = case  # thumbnails read the lab id from it; saves a query per image
+        if analysis is not None:
+            models.setdefault(analysis.model_version_id, analysis.model_version)
+            if analysis.cell_model_version_id:
+                models.setdefault(analysis.cell_model_version_id, analysis.cell_model_version)
+            for name in analysis.model_version.class_names:
+                if name not in class_order:
+                    class_order.append(name)
+        signed = signed_labels.get(str(image.pk))
+        if signed is not None:
+            review_label, reviewer = signed.get("label"), signed.get("reviewer")
+        elif item.latest_review is not None:
+            reviewer_user = item.latest_review.reviewer
+            review_label = item.latest_review.label
+            reviewer = person_name(reviewer_user)
+        else:
+            review_label, reviewer = None, None
+        counts = (analysis.cell_counts or {}) if analysis else {}
+        row = ReportRow(
+            position=image.position,
+            image_sha256=image.sha256,
+            filename=image.original_filename,
+            status=image.status,
+            error=image.error,
+            ai_label=display_name(analysis.label) if analysis else None,
+            ai_probability=float(analysis.confidence) if analysis else None,
+            low_confidence=bool(analysis and analysis.low_confidence),
+            review_label=display_name(review_label) if review_label else None,
+            reviewer=reviewer,
+            overridden=bool(analysis and review_label and review_label != analysis.label),
+            wbc=int(counts.get("wbc", 0)),
+            rbc=int(counts.get("rbc", 0)),
+            platelet=int(counts.get("platelet", 0)),
+            blasts=analysis.blasts if analysis else None,
+        )
+        if analysis is not None and image.status == ImageStatus.DONE:
+            ai_counts[analysis.label] = ai_counts.get(analysis.label, 0) + 1
+            final = review_label or analysis.label
+            final_counts[final] = final_counts.get(final, 0) + 1
+        rows.append(row)
+
+    names = class_order + sorted((set(ai_counts) | set(final_counts)) - set(class_order))
+    distribution = [
+        {"label": display_name(name), "ai": ai_counts.get(name, 0), "final": final_counts.get(name, 0)}
+        for name in names
+    ]
+    demo = bool(summary.get("demo")) or any(is_demo_version(m) for m in models.values())
+    content = ReportContent(
+        report_id=report_id,
+        case_id=case.pk,
+        lab_name=case.lab.name,
+        accession=case.accession_number,
+        patient=case.patient_pseudonym,
+        specimen=case.get_specimen_display(),
+        is_marrow=case.specimen == Specimen.BONE_MARROW,
+        stain=case.stain,
+        clinical_note=case.clinical_note,
+        received=case.created_at,
+        version=version,
+        status=status,
+        signed_by=person_name(signed_by),
+        signed_at=signed_at,
+        created_by=person_name(created_by),
+        amendment_reason=snapshot.amendment_reason if snapshot else "",
+        generated_at=timezone.now().replace(microsecond=0),
+        summary=summary,
+        distribution=distribution,
+        rows=rows,
+        models=[model_info(m) for m in sorted(models.values(), key=lambda m: (m.task != "image", m.name))],
+        demo=demo,
+    )
+    content.compute_digest()
+    return content, items

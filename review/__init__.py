@@ -1,0 +1,1 @@
+"""The worklist, per-image review, assignment, sign-out and amendment."""

@@ -1,0 +1,79 @@
+"""Forms of the review area: worklist filters, the per-image review, sign-out,
+amendment, member invitations and the instant check upload."""
+
+from __future__ import annotations
+
+from django import forms
+
+from diagnostics.models import CaseStatus, Specimen
+from marrowfind import textlimits
+from review.services import WorklistQuery
+
+SCOPES = [("awaiting", "Awaiting review"), ("mine", "Assigned to me"), ("all", "All cases")]
+FLAGS = [("", "Any flag"), ("who", "WHO ≥20% blasts"), ("low_confidence", "Unidentified (low confidence)")]
+
+
+class WorklistFilterForm(forms.Form):
+    scope = forms.ChoiceField(choices=SCOPES, required=False)
+    q = forms.CharField(label="Accession", required=False, max_length=64)
+    status = forms.ChoiceField(choices=[("", "Any status"), *CaseStatus.choices], required=False)
+    specimen = forms.ChoiceField(choices=[("", "Any specimen"), *Specimen.choices], required=False)
+    flag = forms.ChoiceField(choices=FLAGS, required=False)
+    date_from = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise forms.ValidationError("The 'From' date is after the 'To' date.")
+        return data
+
+    def to_query(self, default_scope: str) -> WorklistQuery:
+        data = self.cleaned_data if self.is_valid() else {}
+        return WorklistQuery(
+            scope=data.get("scope") or default_scope,
+            status=data.get("status") or "",
+            specimen=data.get("specimen") or "",
+            flag=data.get("flag") or "",
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            q=data.get("q") or "",
+        )
+
+
+class HistorySearchForm(forms.Form):
+    q = forms.CharField(label="Accession or patient pseudonym", required=False, max_length=64)
+
+
+class ReviewForm(forms.Form):
+    """Confirm (label = the AI label) or override one image's label."""
+
+    label = forms.ChoiceField(choices=[])
+    comment = forms.CharField(required=False, validators=[textlimits.review_comment], widget=forms.Textarea(attrs={"rows": 2}))
+    submission_token = forms.UUIDField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, class_names: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["label"].choices = [(name, name) for name in class_names]
+
+
+class SignOutForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="I have reviewed every image of this case and sign out the labels shown.", required=True
+    )
+
+
+class AmendForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for the amendment", validators=[textlimits.amendment_reason], widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class AssignForm(forms.Form):
+    assignee = forms.ModelChoiceField(queryset=None, required=False, empty_label="Nobody")
+
+    def __init__(self, *args, reviewers, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = reviewers
+        self.fields["assignee"].label_from_instance = lambda u: u.email or u.username
+

@@ -1,0 +1,16 @@
+from django.urls import path
+
+from review import views
+
+urlpatterns = [
+    path("", views.worklist, name="worklist"),
+    path("history/", views.case_history, name="case_history"),
+    path("cases/<int:pk>/review/", views.case_review, name="case_review"),
+    path("cases/<int:pk>/review/panel/", views.case_review_panel, name="case_review_panel"),
+    path("cases/<int:pk>/images/<int:image_pk>/review/", views.review_image, name="review_image"),
+    path("cases/<int:pk>/assign/", views.case_assign, name="case_assign"),
+    path("cases/<int:pk>/sign-out/", views.case_sign_out, name="case_sign_out"),
+    path("cases/<int:pk>/amend/", views.case_amend, name="case_amend"),
+    path("cases/<int:pk>/versions/<int:version>/", views.case_version, name="case_version"),
+    path("cases/<int:pk>/audit/", views.case_audit, name="case_audit"),
+]

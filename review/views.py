@@ -1,0 +1,360 @@
+"""Review-area pages: worklist, case history, the case review screen,
+sign-out and amendment, and the audit trail.
+
+Protection, for every view here:
+* ``login_required``: anonymous users are sent to the login page;
+* objects are fetched only through ``diagnostics.access`` (the user's labs):
+  another lab's case or image is a 404, never a 403;
+* actions that need a role answer 403 to a member without it (a technician
+  reviewing).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from diagnostics import access
+from diagnostics.http import case_page_url, is_htmx
+from diagnostics.models import CaseStatus, Membership, Role
+from diagnostics.services.case_record import case_figures
+from review import services as review_service
+from review import signout as signout_service
+from review.forms import (
+    AmendForm,
+    AssignForm,
+    HistorySearchForm,
+    ReviewForm,
+    SignOutForm,
+    WorklistFilterForm,
+)
+from review.models import SignOut
+
+PAGE_SIZE = 25
+
+
+
+def _require_reviewer(user, case) -> None:
+    """A member without a reviewing role (a technician) gets 403; a
+    non-member never gets this far (the case lookup is a 404)."""
+    if not access.can_review(user, case.lab):
+        raise PermissionDenied("Only pathologists and lab admins can review and sign out.")
+
+
+# --- media links ------------------------------------------------------------
+
+
+def media_url(fieldfile) -> str | None:
+    """The access-checked URL of a stored file (original or overlay).
+
+    Case files are only ever served by the protected media view
+    (``protected_media`` in diagnostics.views), which takes the storage
+    name and checks the user's labs again."""
+    if not fieldfile:
+        return None
+    return reverse("protected_media", kwargs={"name": fieldfile.name})
+
+
+def _attach_urls(items: list[review_service.ImageReviewItem]) -> None:
+    for item in items:
+        analysis = item.analysis
+        item.urls = {
+            "original": media_url(item.image.file),
+            "cam": media_url(analysis.cam_overlay) if analysis else None,
+            "segmentation": media_url(analysis.segmentation_overlay) if analysis else None,
+        }
+
+
+# --- worklist and history ---------------------------------------------------
+
+
+@login_required
+@require_GET
+def worklist(request: HttpRequest) -> HttpResponse:
+    reviewer = any(m.can_review for m in Membership.objects.filter(user=request.user))
+    form = WorklistFilterForm(request.GET or None)
+    query = form.to_query(default_scope="awaiting" if reviewer else "all")
+    cases = review_service.worklist_cases(request.user, query)
+    page = Paginator(cases, PAGE_SIZE).get_page(request.GET.get("page"))
+    _attach_blast_percent(page.object_list)
+    params = request.GET.copy()
+    params.pop("page", None)
+    context = {
+        "form": form,
+        "query": query,
+        "page": page,
+        "counts": review_service.worklist_counts(request.user),
+        "querystring": params.urlencode(),
+        "is_reviewer": reviewer,
+        "scope_links": [
+            (key, label, _scope_url(request, key))
+            for key, label in (("awaiting", "Awaiting review"), ("mine", "Assigned to me"), ("all", "All cases"))
+        ],
+    }
+    template = "review/_worklist_table.html" if is_htmx(request) else "diagnostics/worklist.html"
+    return render(request, template, context)
+
+
+def _attach_blast_percent(cases) -> None:
+    for case in cases:
+        fraction = (case.summary or {}).get("blast_fraction")
+        case.blast_percent = round(100 * fraction, 1) if isinstance(fraction, (int, float)) else None
+
+
+def _scope_url(request: HttpRequest, scope: str) -> str:
+    params = request.GET.copy()
+    params.pop("page", None)
+    params["scope"] = scope
+    return f"{reverse('worklist')}?{params.urlencode()}"
+
+
+@login_required
+@require_GET
+def case_history(request: HttpRequest) -> HttpResponse:
+    form = HistorySearchForm(request.GET or None)
+    q = form.cleaned_data.get("q", "") if form.is_valid() else ""
+    page = Paginator(review_service.history_cases(request.user, q), PAGE_SIZE).get_page(request.GET.get("page"))
+    _attach_blast_percent(page.object_list)
+    return render(request, "review/history.html", {"form": form, "page": page, "q": q})
+
+
+# --- the review screen ------------------------------------------------------
+
+
+def _review_context(request: HttpRequest, case, items=None) -> dict:
+    if items is None:
+        items = review_service.review_items(case)
+    _attach_urls(items)
+    can_review = access.can_review(request.user, case.lab)
+    editable = can_review and case.status == CaseStatus.AWAITING_REVIEW
+    for item in items:
+        item.token = review_service.new_submission_token()
+    progress = review_service.review_progress(items)
+    reviewers = get_user_model().objects.filter(
+        memberships__lab=case.lab, memberships__role__in=[Role.PATHOLOGIST, Role.LAB_ADMIN]
+    ).order_by("email")
+    class_keys = next((item.class_names for item in items if item.analysis is not None), [])
+    return {
+        "case": case,
+        "items": items,
+        "class_keys": class_keys,
+        "groups": review_service.group_items(items),
+        "progress": progress,
+        "figures": case_figures(case),
+        "model_versions": review_service.model_versions_used(items),
+        "can_review": can_review,
+        "editable": editable,
+        "sign_outs": signout_service.sign_out_history(case),
+        "audit_events": review_service.with_descriptions(review_service.audit_trail(case)[:200]),
+        "assign_form": AssignForm(reviewers=reviewers, initial={"assignee": case.assigned_to_id}),
+        "amend_form": AmendForm(),
+        "case_page_url": case_page_url(case),
+    }
+
+
+
+@login_required
+@require_GET
+def case_review(request: HttpRequest, pk: int) -> HttpResponse:
+    case = access.get_case_or_404(request.user, pk)
+    return render(request, "review/case_review.html", _review_context(request, case))
+
+
+@login_required
+@require_POST
+def review_image(request: HttpRequest, pk: int, image_pk: int) -> HttpResponse:
+    case = access.get_case_or_404(request.user, pk)
+    image = get_object_or_404(access.images_for(request.user).filter(case=case), pk=image_pk)
+    _require_reviewer(request.user, case)
+    analysis = review_service.latest_analysis(image)
+    class_names = list(analysis.model_version.class_names) if analysis else []
+    data = request.POST.copy()
+    if data.get("confirm") and analysis is not None:
+        data["label"] = analysis.label  # "Confirm" always means the AI label, whatever radio is checked
+    form = ReviewForm(data, class_names=class_names)
+    error = None
+    if form.is_valid():
+        try:
+            outcome = review_service.record_review(
+                image=image,
+                reviewer=request.user,
+                label=form.cleaned_data["label"],
+                comment=form.cleaned_data["comment"],
+                submission_token=form.cleaned_data["submission_token"],
+            )
+        except review_service.ReviewError as exc:
+            error = str(exc)
+        else:
+            if not outcome.created:
+                note = f"Image #{image.position}: that review was already recorded."
+            elif outcome.review.agrees_with_ai:
+                note = f"Image #{image.position}: {outcome.review.label} confirmed."
+            else:
+                note = f"Image #{image.position}: relabelled {outcome.review.label}."
+    else:
+        error = "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())
+    if not error and not is_htmx(request):
+        messages.success(request, note)
+        return redirect(f"{reverse('case_review', args=[case.pk])}#image-{image.pk}")
+    case.refresh_from_db()
+    items = review_service.review_items(case)
+    context = _review_context(request, case, items)
+    item = next(i for i in items if i.image.pk == image.pk)
+    if error:
+        # Nothing typed is lost: the card comes back with the label and comment as sent.
+        item.draft_label = data.get("label") or ""
+        item.draft_comment = data.get("comment") or ""
+    context.update(item=item, card_error=error, card_note=None if error else note, card_image_id=image.pk)
+    if is_htmx(request):
+        # 200 even for a refused review: htmx swaps only 2xx answers, and the card shows the reason.
+        return render(request, "review/_review_response.html", context)
+    messages.error(request, error)
+    return render(request, "review/case_review.html", context, status=400)
+
+
+@login_required
+@require_POST
+def case_assign(request: HttpRequest, pk: int) -> HttpResponse:
+    case = access.get_case_or_404(request.user, pk)
+    _require_reviewer(request.user, case)
+    if request.POST.get("me"):
+        assignee = request.user
+    else:
+        reviewers = get_user_model().objects.filter(
+            memberships__lab=case.lab, memberships__role__in=[Role.PATHOLOGIST, Role.LAB_ADMIN]
+        )
+        form = AssignForm(request.POST, reviewers=reviewers)
+        if not form.is_valid():
+            messages.error(request, "Choose a pathologist of this lab.")
+            return redirect("case_review", pk=case.pk)
+        assignee = form.cleaned_data["assignee"]
+    try:
+        review_service.assign_case(case, assignee=assignee, actor=request.user)
+    except review_service.ReviewError as exc:
+        messages.error(request, str(exc))
+    else:
+        who = (assignee.email or assignee.username) if assignee else "nobody"
+        messages.success(request, f"Case {case.accession_number} assigned to {who}.")
+    return redirect(request.POST.get("next") if request.POST.get("next") == reverse("worklist") else reverse("case_review", args=[case.pk]))
+
+
+# --- sign-out and amendment -------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def case_sign_out(request: HttpRequest, pk: int) -> HttpResponse:
+    """The sign-out checklist. A pathologist who has not passed two-factor in
+    this session enters an authenticator code here; allauth validates it
+    (rate-limited, single use) and records the authentication in the session,
+    which is what the sign-out check reads."""
+    from allauth.mfa.base.forms import ReauthenticateForm
+
+    case = access.get_case_or_404(request.user, pk)
+    _require_reviewer(request.user, case)
+    items = review_service.review_items(case)
+    totp_form = None
+    sign_form = SignOutForm()
+    if request.method == "POST":
+        if request.POST.get("action") == "mfa":
+            totp_form = ReauthenticateForm(request.POST, user=request.user)
+            if totp_form.is_valid():
+                totp_form.save()
+                messages.success(request, "Two-factor authentication passed.")
+                return redirect("case_sign_out", pk=case.pk)
+        else:
+            sign_form = SignOutForm(request.POST)
+            if sign_form.is_valid():
+                try:
+                    sign_out = signout_service.sign_out_case(case, request.user, request)
+                except signout_service.SignOutRefused as exc:
+                    messages.error(request, f"Not signed out: {exc}")
+                else:
+                    verb = "signed out" if sign_out.version == 1 else f"amended (version {sign_out.version})"
+                    messages.success(request, f"Case {case.accession_number} {verb}.")
+                    return redirect("case_review", pk=case.pk)
+    checks = signout_service.sign_out_checks(case, request.user, request, items)
+    checks_by_code = {c.code: c for c in checks}
+    if totp_form is None and checks_by_code["mfa_enabled"].ok and not checks_by_code["mfa_passed"].ok:
+        totp_form = ReauthenticateForm(user=request.user)
+    context = _review_context(request, case, items)
+    context.update(
+        checks=checks,
+        ready=signout_service.can_sign_out(checks),
+        sign_form=sign_form,
+        totp_form=totp_form,
+        next_version=case.sign_out_version + 1,
+        amendment_reason=signout_service._pending_amendment_reason(case) if case.sign_out_version else "",
+    )
+    return render(request, "review/sign_out.html", context)
+
+
+@login_required
+@require_POST
+def case_amend(request: HttpRequest, pk: int) -> HttpResponse:
+    case = access.get_case_or_404(request.user, pk)
+    _require_reviewer(request.user, case)
+    form = AmendForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the reason for the amendment.")
+        return redirect("case_review", pk=case.pk)
+    try:
+        signout_service.open_amendment(case, request.user, form.cleaned_data["reason"])
+    except signout_service.AmendmentError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Amendment opened: version {case.sign_out_version} stays on record; "
+            f"signing out again makes version {case.sign_out_version + 1}.",
+        )
+    return redirect("case_review", pk=case.pk)
+
+
+@login_required
+@require_GET
+def case_version(request: HttpRequest, pk: int, version: int) -> HttpResponse:
+    case = access.get_case_or_404(request.user, pk)
+    sign_out = get_object_or_404(SignOut.objects.select_related("signed_by"), case=case, version=version)
+    rows = sorted(sign_out.labels.values(), key=lambda row: row.get("position", 0))
+    return render(request, "review/version.html", {"case": case, "sign_out": sign_out, "rows": rows})
+
+
+@login_required
+@require_GET
+def case_audit(request: HttpRequest, pk: int) -> HttpResponse:
+    """The audit trail; as a fragment for htmx (the case page loads it), or a page."""
+    case = access.get_case_or_404(request.user, pk)
+    events = review_service.audit_trail(case)
+    if is_htmx(request):
+        return render(
+            request, "review/_audit.html", {"case": case, "audit_events": review_service.with_descriptions(events[:200])}
+        )
+    page = Paginator(events, 100).get_page(request.GET.get("page"))
+    return render(request, "review/audit.html", {"case": case, "page": page, "audit_events": review_service.with_descriptions(page.object_list)})
+
+
+@login_required
+@require_GET
+def case_review_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """A small fragment for the case page (loaded with htmx): review progress,
+    sign-out state and links to the review screen."""
+    case = access.get_case_or_404(request.user, pk)
+    items = review_service.review_items(case)
+    return render(
+        request,
+        "review/_panel.html",
+        {
+            "case": case,
+            "progress": review_service.review_progress(items),
+            "can_review": access.can_review(request.user, case.lab),
+            "sign_outs": signout_service.sign_out_history(case),
+        },
+    )

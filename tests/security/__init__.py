@@ -1,0 +1,2 @@
+"""Hardening: client addresses behind proxies, shared limits, admin two-factor,
+API token storage, security headers, bad characters."""

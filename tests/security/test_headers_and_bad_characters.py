@@ -1,0 +1,105 @@
+"""Security headers and characters a database cannot store.
+
+* Content-Security-Policy (django-csp): scripts from this site only; no page
+  carries an inline script or an htmx ``hx-on`` handler (they need eval).
+* ``Cache-Control: no-store`` on pages and files with patient data.
+* A NUL byte (or an unpaired surrogate) in a query, form or JSON body is a 400
+  with a reason, not a 500 from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from django.urls import reverse
+
+from tests.api.helpers import ApiTestCase
+
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
+
+
+class ContentSecurityPolicyTests(ApiTestCase):
+    def test_scripts_from_this_site_only(self):
+        response = self.client.get(reverse("account_login"))
+        policy = response["Content-Security-Policy"]
+        directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+        self.assertEqual(directives["script-src"], "'self'")
+        self.assertEqual(directives["default-src"], "'self'")
+        self.assertEqual(directives["frame-ancestors"], "'none'")
+        self.assertNotIn("unsafe-eval", policy)
+
+    def test_pages_carry_no_inline_script(self):
+        login_page = self.client.get(reverse("account_login")).content.decode()
+        self.assertEqual(INLINE_SCRIPT.findall(login_page), [])
+        case, _ = self.make_analysed_case()
+        self.client.force_login(self.pathologist)
+        pages = [reverse("worklist"), reverse("case_detail", args=[case.pk]),
+                 reverse("assistant"), reverse("api-docs")]
+        for url in pages:
+            with self.subTest(url=url):
+                response = self.client.get(url)
+                self.assertEqual(response.status_code, 200)
+                html = response.content.decode()
+                self.assertEqual(INLINE_SCRIPT.findall(html), [])
+                self.assertNotIn("hx-on", html)
+                self.assertNotIn("javascript:", html)
+
+    def test_the_api_docs_init_script_is_a_file_of_its_own(self):
+        html = self.client.get(reverse("api-docs")).content.decode()
+        script = re.search(r'<script src="([^"]*script=[^"]*)"', html).group(1).replace("&amp;", "&")
+        response = self.client.get(script)
+        self.assertEqual(response.status_code, 200)
+        self.assertIn("SwaggerUIBundle", response.content.decode())
+
+
+class NoStoreTests(ApiTestCase):
+    def test_pages_and_files_with_patient_data_are_not_stored(self):
+        case, made = self.make_analysed_case()
+        self.client.force_login(self.pathologist)
+        analysis = made[0][1]
+        urls = [reverse("case_detail", args=[case.pk]), reverse("worklist"), analysis.cam_overlay.url,
+                reverse("api-case-detail", args=[case.pk])]
+        for url in urls:
+            with self.subTest(url=url):
+                response = self.client.get(url)
+                self.assertEqual(response.status_code, 200)
+                self.assertEqual(response["Cache-Control"], "no-store")
+        self.assertEqual(self.api.get(reverse("api-cases"))["Cache-Control"], "no-store")
+
+
+class UnstorableCharacterTests(ApiTestCase):
+    def assertRefused(self, response, field):
+        error = self.assertApiError(response, 400, "invalid_character")
+        self.assertEqual(error["details"], {"field": field})
+        self.assertIn("NUL", error["message"])
+
+    def test_nul_in_api_query_filters(self):
+        for query in ("accession_number=%00", "lab=%00", "accession_number=BM%00-1"):
+            with self.subTest(query=query):
+                self.assertRefused(self.api.get(reverse("api-cases") + "?" + query), query.split("=")[0])
+
+    def test_nul_in_a_json_body(self):
+        body = json.dumps({"accession_number": "BM-1\u0000", "specimen": "marrow"})
+        self.assertRefused(self.api.post(reverse("api-cases"), body, content_type="application/json"),
+                           "accession_number")
+
+    def test_an_unpaired_surrogate_in_a_json_body(self):
+        body = '{"accession_number": "BM-\\ud800"}'
+        error = self.assertApiError(self.api.post(reverse("api-cases"), body, content_type="application/json"),
+                                    400, "invalid_character")
+        self.assertIn("surrogate", error["message"])
+
+    def test_nul_in_an_assistant_question_is_a_page_with_the_reason(self):
+        self.client.force_login(self.pathologist)
+        response = self.client.post(reverse("assistant_ask"), {"question": "how many blasts\x00"})
+        self.assertEqual(response.status_code, 400)
+        self.assertContains(response, "The field &#x27;question&#x27; contains a NUL character", status_code=400)
+
+    def test_nul_in_a_page_query(self):
+        self.client.force_login(self.pathologist)
+        response = self.client.get(reverse("worklist") + "?q=%00")
+        self.assertContains(response, "contains a NUL character", status_code=400)
+
+    def test_ordinary_text_passes(self):
+        self.assertEqual(self.api.get(reverse("api-cases") + "?accession_number=BM-%C3%A9").status_code, 200)
