@@ -132,10 +132,30 @@ def classify_images(rgbs: Sequence[np.ndarray], models: ActiveModels, *, timer: 
         with timer("overlays"):
             png = encode_png(cam_overlay(rgb, prediction.cam)) if prediction.cam is not None else None
         with timer("scope"):
-            # The pooled backbone features place the image against the training data (card.scope).
-            scope = check_scope(rgb, features=prediction.features, card=models.image.card)
+            scope = check_scope(rgb, **scope_reference(rgb, prediction, models))
         out.append(Classification(prediction=prediction, cam_png=png, scope=scope))
     return out
+
+
+def _has_feature_stats(card: Any) -> bool:
+    scope = card.get("scope") if isinstance(card, dict) else getattr(card, "scope", None)
+    return isinstance(scope, dict) and bool(scope.get("feature_stats"))
+
+
+def scope_reference(rgb: np.ndarray, prediction: Any, models: ActiveModels) -> dict[str, Any]:
+    """The features and card :func:`ml.scope.check_scope` measures the image against.
+
+    The image model's own pooled features when its card records the training
+    distribution (``card.scope["feature_stats"]``); otherwise the cell model's
+    whole-image features when *its* card does; otherwise none (only the image checks:
+    blank, focus, stain, screenshot, single cell)."""
+    image_card = getattr(models.image, "card", None)
+    if getattr(prediction, "features", None) is not None and _has_feature_stats(image_card):
+        return {"features": prediction.features, "card": image_card}
+    cell_card = getattr(models.cells, "card", None)
+    if hasattr(models.cells, "image_features") and _has_feature_stats(cell_card):
+        return {"features": models.cells.image_features(rgb), "card": cell_card}
+    return {"features": None, "card": image_card}
 
 
 def _with_cell_calls(segmentation: SegmentationResult, cells) -> SegmentationResult:
