@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 
+from django.core.cache import cache
 from django.test import TestCase, TransactionTestCase, override_settings
 
 from diagnostics.models import Role
@@ -51,6 +52,7 @@ class MediaRootMixin:
 class BaseTestCase(MediaRootMixin, _Users, TestCase):
     def setUp(self) -> None:
         super().setUp()
+        cache.clear()  # rate limits, lock-outs and one-time codes live in the shared cache
         self.make_users()
 
 
@@ -59,4 +61,5 @@ class BaseTransactionTestCase(MediaRootMixin, _Users, TransactionTestCase):
 
     def setUp(self) -> None:
         super().setUp()
+        cache.clear()
         self.make_users()
