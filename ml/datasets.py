@@ -315,12 +315,7 @@ def split_contiguous(
     train: list[Sample] = []
     val: list[Sample] = []
     test: list[Sample] = []
-    by_class: dict[str, list[Sample]] = defaultdict(list)
-    for sample in samples:
-        by_class[sample.label].append(sample)
-    for label in sorted(by_class):
-        ordered = sorted(by_class[label], key=lambda s: (s.number if s.number is not None else -1,
-                                                         s.relpath))
+    for ordered in _classes_in_file_order(samples):
         n = len(ordered)
         offset = int(rng.integers(n)) if seed else 0
         rotated = ordered[offset:] + ordered[:offset]
@@ -329,6 +324,17 @@ def split_contiguous(
         val += rotated[n_test:n_test + n_val]
         train += rotated[n_test + n_val:]
     return train, val, test
+
+
+def _classes_in_file_order(samples: Sequence[Sample]) -> list[list[Sample]]:
+    """The samples of each class (classes sorted by name), ordered by file number."""
+    by_class: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_class[sample.label].append(sample)
+    return [
+        sorted(by_class[label], key=lambda s: (s.number if s.number is not None else -1, s.relpath))
+        for label in sorted(by_class)
+    ]
 
 
 def split_kfold(
@@ -346,12 +352,7 @@ def split_kfold(
     train: list[Sample] = []
     val: list[Sample] = []
     test: list[Sample] = []
-    by_class: dict[str, list[Sample]] = defaultdict(list)
-    for sample in samples:
-        by_class[sample.label].append(sample)
-    for label in sorted(by_class):
-        ordered = sorted(by_class[label], key=lambda s: (s.number if s.number is not None else -1,
-                                                         s.relpath))
+    for ordered in _classes_in_file_order(samples):
         n = len(ordered)
         bounds = np.linspace(0, n, folds + 1).round().astype(int)
         start, stop = int(bounds[fold]), int(bounds[fold + 1])
