@@ -34,9 +34,6 @@ class UserFactory(factory.django.DjangoModelFactory):
         # The real hasher (PBKDF2, ~0.3 s a hash on CI's CPU), but one hash per
         # plaintext for the whole run: every test user costs a hash otherwise.
         obj.password = _hashed(extracted or DEFAULT_PASSWORD)
-
-    @factory.post_generation
-    def _save(obj, create, extracted, **kwargs):
         if create:
             obj.save()
 
