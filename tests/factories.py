@@ -6,18 +6,24 @@ import functools
 import hashlib
 
 import factory
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.files.base import ContentFile
 
 from diagnostics import models
 
-
 DEFAULT_PASSWORD = "correct horse battery staple"
 
 
-@functools.lru_cache(maxsize=None)
 def _hashed(raw: str) -> str:
+    # Keyed on the hashers too: some tests override PASSWORD_HASHERS (MD5), and a
+    # hash made under them does not verify under the default list.
+    return _hashed_with(raw, tuple(settings.PASSWORD_HASHERS))
+
+
+@functools.lru_cache(maxsize=None)
+def _hashed_with(raw: str, hashers: tuple[str, ...]) -> str:
     return make_password(raw)
 
 
