@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tempfile
 
-from django.core.cache import cache
 from django.test import TestCase, TransactionTestCase, override_settings
 
 from diagnostics.models import Role
@@ -52,7 +51,6 @@ class MediaRootMixin:
 class BaseTestCase(MediaRootMixin, _Users, TestCase):
     def setUp(self) -> None:
         super().setUp()
-        cache.clear()  # rate limits, lock-outs and one-time codes live in the shared cache
         self.make_users()
 
 
@@ -61,5 +59,4 @@ class BaseTransactionTestCase(MediaRootMixin, _Users, TransactionTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        cache.clear()
         self.make_users()

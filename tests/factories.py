@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 
 import factory
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 from django.core.files.base import ContentFile
 
 from diagnostics import models
-
-DEFAULT_PASSWORD = "correct horse battery staple"
-
-
-def _hashed(raw: str) -> str:
-    # Keyed on the hashers too: some tests override PASSWORD_HASHERS (MD5), and a
-    # hash made under them does not verify under the default list.
-    return _hashed_with(raw, tuple(settings.PASSWORD_HASHERS))
-
-
-@functools.lru_cache(maxsize=None)
-def _hashed_with(raw: str, hashers: tuple[str, ...]) -> str:
-    return make_password(raw)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -35,11 +19,10 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.org")
+    password = factory.PostGenerationMethodCall("set_password", "correct horse battery staple")
+
     @factory.post_generation
-    def password(obj, create, extracted, **kwargs):
-        # The real hasher (PBKDF2, ~0.3 s a hash on CI's CPU), but one hash per
-        # plaintext for the whole run: every test user costs a hash otherwise.
-        obj.password = _hashed(extracted or DEFAULT_PASSWORD)
+    def _save(obj, create, extracted, **kwargs):
         if create:
             obj.save()
 
