@@ -12,6 +12,7 @@ from tests.base import BaseTestCase
 class AssistantPageTest(BaseTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
+        super().setUpTestData()
         build_assistant_case(cls)
 
     def test_standalone_page_answers_about_a_case_named_by_accession(self):

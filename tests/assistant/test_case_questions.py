@@ -19,6 +19,7 @@ from tests.base import BaseTestCase
 class CaseQuestionsTest(BaseTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
+        super().setUpTestData()
         build_assistant_case(cls)
 
     def ask(self, question: str) -> engine.Answer:

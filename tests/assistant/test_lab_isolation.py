@@ -18,6 +18,7 @@ from tests.base import BaseTestCase
 class AssistantLabIsolationTest(BaseTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
+        super().setUpTestData()
         build_assistant_case(cls)
 
     def test_other_labs_case_by_accession_is_refused_like_a_missing_one(self):

@@ -20,6 +20,7 @@ QUESTION = "What does Early Pre-B mean?"
 class LLMBackendTest(BaseTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
+        super().setUpTestData()
         build_assistant_case(cls)
 
     def ask_through(self, server: FakeChatServer, question: str = QUESTION, case=None, **settings):

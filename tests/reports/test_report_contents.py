@@ -23,7 +23,8 @@ def _squash(text: str) -> str:
 class ReportContentsTest(BaseTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
-        # Rendered once for the class (a report takes seconds); the base users come later, in setUp.
+        super().setUpTestData()
+        # Rendered once for the class (a report takes seconds), after the base users.
         lab = LabFactory(name="Lab A", slug="lab-a")
         cls.signer = UserFactory(username="pmoreau", email="pmoreau@lab-a.org", first_name="Patricia", last_name="Moreau")
         MembershipFactory(user=cls.signer, lab=lab, role=Role.PATHOLOGIST)

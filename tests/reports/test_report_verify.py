@@ -20,6 +20,7 @@ from tests.reports.builders import build_case, review, sign_out
 class VerifyReportTest(BaseTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
+        super().setUpTestData()
         from diagnostics.models import Role
         from tests.factories import LabFactory, MembershipFactory, UserFactory
 
