@@ -232,6 +232,17 @@ def batch_result(result) -> dict[str, Any]:
 # --------------------------------------------------------------------------- progress and summary
 
 
+class DraftReportStatusSerializer(serializers.Serializer):
+    """A draft report rendering on the workers' cpu queue: poll ``status_url`` until it
+    answers the PDF (200) or, when the render failed, the error ``draft_failed`` (409)."""
+
+    report_id = serializers.UUIDField()
+    version = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=["rendering", "ready", "failed"])
+    error = serializers.CharField(allow_blank=True, help_text="Why the render failed; empty otherwise.")
+    status_url = serializers.URLField()
+
+
 class ProgressStagesSerializer(serializers.Serializer):
     queued = serializers.IntegerField()
     classify = serializers.IntegerField()

@@ -35,6 +35,11 @@ urlpatterns = [
         views.CaseDraftReportView.as_view(),
         name="api-case-report-draft",
     ),
+    path(
+        "cases/<int:pk>/report/draft/<uuid:report_id>/",
+        views.CaseDraftReportStatusView.as_view(),
+        name="api-case-report-draft-status",
+    ),
     path("cases/<int:pk>/images/", views.CaseImagesView.as_view(), name="api-case-images"),
     path(
         "cases/<int:pk>/images/<int:image_pk>/",

@@ -48,7 +48,7 @@ from diagnostics.services import upload as upload_service
 from diagnostics.services.case_record import case_figures
 from diagnostics.views import protected_media
 from reports import services as report_service
-from reports.models import ReportStatus
+from reports.models import Report, ReportStatus
 from review import services as review_service
 
 logger = logging.getLogger("marrowfind.api")
@@ -65,7 +65,7 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
         404: "No such object in your labs (`not_found`): another lab's objects are never revealed.",
         405: "Method not allowed.",
         406: "Not acceptable (check the Accept header).",
-        409: "Conflicts with the current state (`duplicate_accession`, `case_closed`).",
+        409: "Conflicts with the current state (`duplicate_accession`, `case_closed`, `draft_failed`).",
         413: "The request is too large (`payload_too_large`).",
         415: "Unsupported media type: send multipart/form-data.",
         429: "Rate limit reached (`throttled`); see Retry-After.",
@@ -545,9 +545,27 @@ class CaseReportView(ApiView):
         return _pdf_response(report)
 
 
+def _draft_status_response(request, draft, *, status_code: int) -> Response:
+    """The draft's state as JSON (also to a client that asked for the PDF: there is none yet)."""
+    url = request.build_absolute_uri(reverse("api-case-report-draft-status", args=[draft.case_id, draft.pk]))
+    request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+    data = {"report_id": draft.pk, "version": draft.version, "state": draft.render_state,
+            "error": draft.render_error, "status_url": url}
+    return Response(s.DraftReportStatusSerializer(data).data, status=status_code, headers={"Location": url})
+
+
+def _ready_draft_response(request, draft, *, status_code: int) -> HttpResponse:
+    report = Report.objects.select_related("case").get(pk=draft.pk)
+    report_service.record_download(report, request.user)
+    return _pdf_response(report, status_code=status_code)
+
+
 class CaseDraftReportView(ApiView):
-    """Render a draft report of the case now (watermarked "draft, not signed
-    out"), for reading before sign-out. Each call makes a new draft."""
+    """Ask for a draft report of the case (watermarked "draft, not signed out"),
+    for reading before sign-out. It is rendered by a worker (cpu queue): when it
+    is ready within a moment, the answer is the PDF (201); otherwise 202 with the
+    draft's `status_url` to poll. A request while a draft of the case is
+    rendering joins that draft."""
 
     renderer_classes = (JSONRenderer, PdfRenderer)
     throttle_classes = (ApiAnonThrottle, ApiUserThrottle, ApiUploadThrottle)
@@ -558,12 +576,49 @@ class CaseDraftReportView(ApiView):
         parameters=report_headers(201),
         responses={
             (201, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The draft report (PDF)."),
+            202: OpenApiResponse(s.DraftReportStatusSerializer, description="Still rendering: poll `status_url`."),
             **error_responses(*READ_ERRORS),
         },
         tags=["reports"],
     )
     def post(self, request, pk: int):
         case = self.get_case()
-        report = report_service.create_draft_report(case, request.user)
-        report_service.record_download(report, request.user)
-        return _pdf_response(report, status_code=status.HTTP_201_CREATED)
+        draft = report_service.wait_for_draft(report_service.request_draft_report(case, request.user))
+        if draft.is_ready:
+            return _ready_draft_response(request, draft, status_code=status.HTTP_201_CREATED)
+        return _draft_status_response(request, draft, status_code=status.HTTP_202_ACCEPTED)
+
+
+class CaseDraftReportStatusView(ApiView):
+    """A draft report asked for with `POST .../report/draft/`: the PDF once it is
+    rendered (200), 202 with its state while it renders, 409 `draft_failed` with
+    the reason when the render failed."""
+
+    renderer_classes = (JSONRenderer, PdfRenderer)
+
+    @extend_schema(
+        operation_id="cases_report_draft_status",
+        parameters=report_headers(200),
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The draft report (PDF)."),
+            202: OpenApiResponse(s.DraftReportStatusSerializer, description="Still rendering: ask again."),
+            **error_responses(409, *READ_ERRORS),
+        },
+        tags=["reports"],
+    )
+    def get(self, request, pk: int, report_id):
+        case = self.get_case()
+        try:
+            draft = report_service.draft_of(case, report_id)
+        except Report.DoesNotExist:
+            raise Http404("No such draft report") from None
+        if draft.is_ready:
+            return _ready_draft_response(request, draft, status_code=status.HTTP_200_OK)
+        if draft.render_state == "failed":
+            raise ApiError(
+                f"The draft report could not be made: {draft.render_error} Ask for a new one.",
+                code="draft_failed",
+                status_code=status.HTTP_409_CONFLICT,
+                details={"report_id": str(draft.pk), "error": draft.render_error},
+            )
+        return _draft_status_response(request, draft, status_code=status.HTTP_202_ACCEPTED)

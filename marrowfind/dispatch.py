@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 PROCESS_CASE = "diagnostics.tasks.process_case"
 RENDER_FINAL_REPORT = "reports.tasks.render_final_report"
+RENDER_DRAFT_REPORT = "reports.tasks.render_draft_report"
 INSTANT_CHECK = "instant.tasks.instant_check"
 
 
@@ -49,6 +50,10 @@ def process_case(case_id: int) -> None:
 
 def render_final_report(case_id: int, signed_by_id: int | None, version: int) -> None:
     send_on_commit(RENDER_FINAL_REPORT, case_id, signed_by_id, version)
+
+
+def render_draft_report(report_id: str) -> None:
+    send_on_commit(RENDER_DRAFT_REPORT, report_id)
 
 
 def instant_check(check_id: str) -> None:

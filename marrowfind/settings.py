@@ -350,6 +350,9 @@ MARROWFIND_WARM_UP = env_bool("MARROWFIND_WARM_UP", True)
 # A claim held this long by a worker that is still alive is given back too
 # (a hung task); above the hard time limit, so a running task keeps its images.
 STUCK_IMAGE_AFTER_S = env_int("STUCK_IMAGE_AFTER_S", 0, minimum=0) or CELERY_TASK_TIME_LIMIT + 60
+# A draft report renders on the cpu queue; the web request that asks for it waits this
+# long for the PDF before it answers a page (or a 202) that polls.
+REPORT_DRAFT_WAIT_S = env_float("REPORT_DRAFT_WAIT_S", 2.0, minimum=0.0)
 # Tests only: the image uploaded under this file name waits in its decode step until the task's
 # soft time limit stops it (tests/faults/test_time_limit.py); empty = no image waits.
 PIPELINE_SLOW_IMAGE = env_str("PIPELINE_SLOW_IMAGE", "")

@@ -18,6 +18,15 @@ class ReportStatus(models.TextChoices):
     SUPERSEDED = "superseded", "Superseded"
 
 
+class RenderState(models.TextChoices):
+    """Where a report's PDF is. Final reports are saved once rendered (always ``ready``);
+    a draft is saved first, ``rendering``, and a worker on the ``cpu`` queue fills it in."""
+
+    RENDERING = "rendering", "Rendering"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
 class Report(models.Model):
     """An immutable PDF report. The bytes live in the database with their hash,
     so a report and its SHA-256 commit together."""
@@ -47,6 +56,13 @@ class Report(models.Model):
         help_text="SHA-256 of the report's canonical content; its first 16 hex digits are in the QR code",
     )
     created_at = models.DateTimeField(default=timezone.now)
+    render_state = models.CharField(max_length=12, choices=RenderState.choices, default=RenderState.READY)
+    render_error = models.CharField(max_length=500, blank=True)
+    # The worker rendering a draft (``diagnostics.pipeline.claim_token``) and since when: taken
+    # by a conditional UPDATE, so a redelivered or repeated message renders it once.
+    claimed_by = models.CharField(max_length=200, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    rendered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "diagnostics_report"
@@ -55,4 +71,15 @@ class Report(models.Model):
             models.UniqueConstraint(
                 fields=["case", "version"], condition=~Q(status="draft"), name="one_final_report_per_case_version"
             ),
+            # A double-click on "Make a draft" joins the render already under way.
+            models.UniqueConstraint(
+                fields=["case"], condition=Q(status="draft", render_state="rendering"), name="one_rendering_draft_per_case"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="draft") | Q(render_state="ready"), name="only_drafts_render_in_the_background"
+            ),
         ]
+
+    @property
+    def is_ready(self) -> bool:
+        return self.render_state == RenderState.READY

@@ -4,7 +4,16 @@
 
 Lifecycle
 ---------
-* A **draft** can be made at any time by a lab member (``create_draft_report``).
+* A **draft** can be asked for at any time by a lab member
+  (``request_draft_report``): a ``Report`` row is saved at once in the
+  ``rendering`` state and the Celery task ``reports.tasks.render_draft_report``
+  is sent to the ``cpu`` queue, so no PDF is ever rendered in a web process.
+  The request waits a moment (``wait_for_draft``) and otherwise answers a page
+  that polls. A second request while one renders (a double-click) joins that
+  draft (``one_rendering_draft_per_case``); a worker takes the render by a
+  conditional UPDATE (``claim_draft_render``), so a repeated or redelivered
+  message renders it once. A render that fails, or that no worker finishes in
+  time, becomes ``failed`` with its reason (``refresh_draft``).
 * The **final** report is made at sign-out: the review area calls
   ``queue_final_report(case, signed_by)``, which sends the Celery task
   ``reports.tasks.render_final_report`` to the ``cpu`` queue once the
@@ -32,17 +41,19 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from diagnostics import access, audit
+from diagnostics import access, audit, liveness
 from diagnostics.models import AuditEvent, Case
 from marrowfind import dispatch
 from reports.content import collect_report_content
-from reports.models import Report, ReportStatus
+from reports.models import RenderState, Report, ReportStatus
 from reports.rendering import attach_thumbnails, render_report_pdf
 
 log = logging.getLogger(__name__)
@@ -52,9 +63,10 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- lifecycle
 
 
-def _build(case: Case, *, status: str, version: int, signed_by=None, signed_at=None, created_by=None) -> Report:
+def _build(case: Case, *, status: str, version: int, signed_by=None, signed_at=None, created_by=None,
+           report_id: uuid.UUID | None = None) -> Report:
     """Collect, render and hash a report (not saved)."""
-    report_id = uuid.uuid4()
+    report_id = report_id or uuid.uuid4()
     content, items = collect_report_content(
         case,
         report_id=str(report_id),
@@ -82,13 +94,147 @@ def _build(case: Case, *, status: str, version: int, signed_by=None, signed_at=N
 
 
 def create_draft_report(case: Case, user) -> Report:
-    """A draft of the next version, for a lab member to read before sign-out."""
+    """A draft of the next version rendered here and now, for scripts and benchmarks
+    (``bench/pipeline.py``). The site and the API use :func:`request_draft_report`."""
     report = _build(case, status=ReportStatus.DRAFT, version=case.sign_out_version + 1, created_by=user)
+    report.rendered_at = timezone.now()
     with transaction.atomic():
         report.save(force_insert=True)
         audit.record(AuditEvent.Verb.REPORT_CREATED, actor=user, case=case, obj=report,
                      version=report.version, status=report.status, sha256=report.sha256)
     return report
+
+
+# --------------------------------------------------------------------------- drafts on the cpu queue
+
+
+def _rendering_draft(case_id: int) -> Report | None:
+    return (Report.objects.defer("pdf")
+            .filter(case_id=case_id, status=ReportStatus.DRAFT, render_state=RenderState.RENDERING).first())
+
+
+def request_draft_report(case: Case, user) -> Report:
+    """Ask for a draft of the next version: saved now as ``rendering`` and sent to
+    the ``cpu`` queue when the transaction commits. While one is rendering, that one
+    is returned instead (a double-click makes one render)."""
+    current = _rendering_draft(case.pk)
+    if current is not None:
+        current = refresh_draft(current)  # a stuck one fails here and makes way for a new one
+        if current.render_state == RenderState.RENDERING:
+            return current
+    report = Report(case=case, version=case.sign_out_version + 1, status=ReportStatus.DRAFT,
+                    render_state=RenderState.RENDERING, pdf=b"", sha256="", created_by=user)
+    try:
+        with transaction.atomic():
+            report.save(force_insert=True)
+            dispatch.render_draft_report(str(report.pk))
+    except IntegrityError:
+        # Another request of the same case inserted its draft first (one_rendering_draft_per_case).
+        current = _rendering_draft(case.pk)
+        if current is None:
+            raise
+        return current
+    return report
+
+
+def _task_prefix(token: str) -> str:
+    return token.split("@", 1)[0] + "@"
+
+
+def claim_draft_render(report_id, token: str) -> bool:
+    """Take the render of a draft by conditional UPDATE (``token``: ``diagnostics.pipeline.claim_token``).
+
+    Taken when it is ``rendering`` and unclaimed, claimed by this same task (a retry), or
+    claimed so long ago (``STUCK_IMAGE_AFTER_S``) that the claimant cannot still be at it.
+    False otherwise: another worker has it, or it is finished."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.STUCK_IMAGE_AFTER_S)
+    return bool(
+        Report.objects.filter(pk=report_id, status=ReportStatus.DRAFT, render_state=RenderState.RENDERING)
+        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=stale) | Q(claimed_by__startswith=_task_prefix(token)))
+        .update(claimed_at=now, claimed_by=token)
+    )
+
+
+def render_draft(report_id, token: str) -> Report | None:
+    """Render a claimed draft and store its PDF (conditional on still holding the claim).
+    None when the draft was not claimed or the claim was lost meanwhile."""
+    if not claim_draft_render(report_id, token):
+        return None
+    draft = Report.objects.defer("pdf").select_related("case", "case__lab", "created_by").get(pk=report_id)
+    built = _build(draft.case, status=ReportStatus.DRAFT, version=draft.version, created_by=draft.created_by,
+                   report_id=draft.pk)
+    with transaction.atomic():
+        stored = Report.objects.filter(pk=draft.pk, render_state=RenderState.RENDERING, claimed_by=token).update(
+            pdf=built.pdf, sha256=built.sha256, content_sha256=built.content_sha256, demo=built.demo,
+            render_state=RenderState.READY, render_error="", rendered_at=timezone.now(),
+        )
+        if not stored:
+            log.warning("draft report %s: the claim was lost while rendering; the PDF is dropped", draft.pk)
+            return None
+        audit.record(AuditEvent.Verb.REPORT_CREATED, actor=draft.created_by, case=draft.case, obj=draft,
+                     version=draft.version, status=draft.status, sha256=built.sha256)
+    draft.refresh_from_db()
+    return draft
+
+
+def fail_draft(report_id, reason: str, *, token: str | None = None) -> bool:
+    """Mark a rendering draft ``failed`` with ``reason`` (only while ``token`` holds it, when given)."""
+    rows = Report.objects.filter(pk=report_id, status=ReportStatus.DRAFT, render_state=RenderState.RENDERING)
+    if token is not None:
+        rows = rows.filter(claimed_by=token)
+    return bool(rows.update(render_state=RenderState.FAILED, render_error=reason[:500]))
+
+
+def _stuck_reason(draft: Report, now) -> str | None:
+    """Why a ``rendering`` draft will never be finished, or None while it still may be."""
+    stale = now - timedelta(seconds=settings.STUCK_IMAGE_AFTER_S)
+    minutes = max(1, round(settings.STUCK_IMAGE_AFTER_S / 60))
+    if draft.claimed_at is None:
+        if draft.created_at < stale:
+            return (f"No worker started rendering it within {minutes} min (the cpu-queue workers are busy "
+                    "or down); make a new draft, and tell your lab admin if this happens again.")
+        return None
+    if draft.claimed_at < stale:
+        return f"The render did not finish within {minutes} min; make a new draft."
+    grace = now - timedelta(seconds=settings.WORKER_DEAD_AFTER_S)
+    if draft.claimed_at < grace and liveness.is_gone(draft.claimed_by.split("@", 1)[-1]):
+        return "The worker rendering it stopped; make a new draft."
+    return None
+
+
+def refresh_draft(draft: Report) -> Report:
+    """The draft as it is now; one that is stuck (no worker took it, its worker is gone,
+    or it ran past every limit) is marked ``failed`` with the reason first. The change is
+    conditional on the claim read, so a worker that takes it meanwhile keeps it."""
+    draft = Report.objects.defer("pdf").get(pk=draft.pk)
+    if draft.render_state != RenderState.RENDERING:
+        return draft
+    reason = _stuck_reason(draft, timezone.now())
+    if reason is not None:
+        Report.objects.filter(
+            pk=draft.pk, render_state=RenderState.RENDERING, claimed_by=draft.claimed_by, claimed_at=draft.claimed_at
+        ).update(render_state=RenderState.FAILED, render_error=reason)
+        draft = Report.objects.defer("pdf").get(pk=draft.pk)
+    return draft
+
+
+def wait_for_draft(draft: Report, timeout_s: float | None = None, *, poll_s: float = 0.1) -> Report:
+    """Wait up to ``timeout_s`` (``REPORT_DRAFT_WAIT_S``) for a worker to finish the draft;
+    returns it as it is then. Inside a transaction the task has not been sent yet (it goes
+    at commit), so there is nothing to wait for."""
+    timeout_s = settings.REPORT_DRAFT_WAIT_S if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = Report.objects.filter(pk=draft.pk).values_list("render_state", flat=True).first()
+        if state != RenderState.RENDERING or connection.in_atomic_block or time.monotonic() >= deadline:
+            return refresh_draft(draft)
+        time.sleep(poll_s)
+
+
+def draft_of(case: Case, report_id) -> Report:
+    """The case's draft ``report_id``, refreshed (``Report.DoesNotExist`` when the case has none such)."""
+    return refresh_draft(Report.objects.defer("pdf").get(case=case, pk=report_id, status=ReportStatus.DRAFT))
 
 
 def create_final_report(case_id: int, signed_by_id: int | None, version: int) -> Report:
@@ -151,8 +297,9 @@ def queue_final_report(case: Case, signed_by) -> None:
 
 
 def reports_for(user) -> QuerySet[Report]:
-    """Reports of the cases ``user`` can see (``diagnostics.access``): another lab's report is a 404."""
-    return Report.objects.filter(case__in=access.cases_for(user))
+    """Reports (with their PDF) of the cases ``user`` can see (``diagnostics.access``): another
+    lab's report is a 404, and so is a draft whose PDF is not rendered."""
+    return Report.objects.filter(case__in=access.cases_for(user), render_state=RenderState.READY)
 
 
 def reports_of(case: Case) -> QuerySet[Report]:

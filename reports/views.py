@@ -3,9 +3,15 @@ and the public verification page.
 
 Protection:
 
-* ``case_reports``, ``case_reports_panel``, ``report_draft``, ``report_download``:
-  login required (anonymous -> login redirect), lab members only (another lab's
-  case or report -> 404, never 403). Each download writes an audit event.
+* ``case_reports``, ``case_reports_panel``, ``report_draft``, ``report_draft_status``,
+  ``report_download``: login required (anonymous -> login redirect), lab members
+  only (another lab's case or report -> 404, never 403). Each download writes an
+  audit event.
+
+A draft is rendered by a worker on the ``cpu`` queue, never in the web process:
+``report_draft`` asks for it, waits a moment (``REPORT_DRAFT_WAIT_S``) and
+otherwise answers with its status, which polls ``report_draft_status`` until
+the PDF is ready or has failed with a reason.
 * ``verify_report`` and ``verify_upload``: public (a report is scanned by people
   without an account). They state authenticity and status and show no patient
   data beyond the accession number. The upload is limited in size
@@ -28,7 +34,7 @@ from marrowfind.clientip import client_ip
 from reports import rendering as report_rendering
 from reports import services as report_service
 from reports import verification as report_verification
-from reports.models import Report
+from reports.models import RenderState, Report
 
 MAX_VERIFY_UPLOAD_BYTES = 20 * 1024 * 1024
 VERIFY_UPLOADS_PER_WINDOW = 10
@@ -38,9 +44,11 @@ VERIFY_WINDOW_S = 60
 
 
 def _panel_context(request: HttpRequest, case) -> dict:
-    reports = list(report_service.reports_of(case))
+    reports = [report_service.refresh_draft(report) if report.render_state == RenderState.RENDERING else report
+               for report in report_service.reports_of(case)]
     for report in reports:
-        report.verify_path = report_rendering.verify_path(str(report.pk), report.content_sha256)
+        report.verify_path = (report_rendering.verify_path(str(report.pk), report.content_sha256)
+                              if report.is_ready else "")
     return {"case": case, "reports": reports, "case_url": case_page_url(case),
             "missing_final": report_service.missing_final_report(case)}
 
@@ -64,13 +72,35 @@ def case_reports_panel(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def report_draft(request: HttpRequest, pk: int) -> HttpResponse:
-    """Make a draft report now (any lab member; it states it is not signed out)."""
+    """Ask for a draft report (any lab member; it states it is not signed out). It renders on
+    the cpu queue; a double-click joins the draft already rendering."""
     case = access.get_case_or_404(request.user, pk)
-    report = report_service.create_draft_report(case, request.user)
+    draft = report_service.wait_for_draft(report_service.request_draft_report(case, request.user))
     if is_htmx(request):
         return render(request, "reports/_panel.html", _panel_context(request, case))
-    messages.success(request, f"Draft report of version {report.version} made.")
-    return redirect("case_reports", pk=case.pk)
+    if draft.is_ready:
+        messages.success(request, f"Draft report of version {draft.version} made.")
+        return redirect("case_reports", pk=case.pk)
+    return redirect("report_draft_status", pk=case.pk, report_id=draft.pk)
+
+
+@login_required
+@require_GET
+def report_draft_status(request: HttpRequest, pk: int, report_id) -> HttpResponse:
+    """Where a draft is (rendering, ready with its download, or failed with the reason): a page,
+    or for htmx the fragment that polls itself until the draft is finished."""
+    case = access.get_case_or_404(request.user, pk)
+    try:
+        draft = report_service.draft_of(case, report_id)
+    except Report.DoesNotExist:
+        raise Http404("No such draft report") from None
+    context = {"case": case, "draft": draft, "case_url": case_page_url(case)}
+    if not is_htmx(request):
+        return render(request, "reports/draft_status.html", context)
+    response = render(request, "reports/_draft_status.html", context)
+    if draft.render_state != RenderState.RENDERING:
+        response["HX-Trigger"] = "report-draft-finished"  # the reports panel reloads itself
+    return response
 
 
 @login_required

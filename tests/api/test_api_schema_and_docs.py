@@ -24,6 +24,7 @@ EXPECTED_OPERATIONS = {
     ("/api/cases/{id}/summary/", "get"),
     ("/api/cases/{id}/report/", "get"),
     ("/api/cases/{id}/report/draft/", "post"),
+    ("/api/cases/{id}/report/draft/{report_id}/", "get"),
     ("/api/models/", "get"),
     ("/api/token/", "post"),
     ("/api/token/", "delete"),

@@ -39,8 +39,8 @@ CONFORMANCE = [
     response_schema_conformance,
     response_headers_conformance,
 ]
-# Rendering a PDF takes about a second: fewer drafts.
-SLOW_OPERATIONS = {"POST /api/cases/{id}/report/draft/": 2}
+# Operations too slow for the default number of examples (none since drafts render on the workers).
+SLOW_OPERATIONS: dict[str, int] = {}
 
 
 class SchemathesisRunTests(ApiTestCase):
@@ -93,7 +93,9 @@ class SchemathesisRunTests(ApiTestCase):
         # The run reached past the front door: real objects were found and served.
         self.assertIn(200, seen["GET /api/cases/{id}/"], seen)
         self.assertIn(200, seen["GET /api/cases/{id}/images/{image_pk}/"], seen)
-        self.assertIn(201, seen["POST /api/cases/{id}/report/draft/"], seen)
+        # A draft renders on the cpu queue, sent when the request commits (never here, inside
+        # the test's transaction): it is accepted, to be polled.
+        self.assertIn(202, seen["POST /api/cases/{id}/report/draft/"], seen)
         print(f"schemathesis: {len(operations)} operations in {elapsed:.1f} s, statuses {seen}")
 
     def _run(self, strategy, checks, examples: int, statuses: set[int]) -> None:

@@ -11,6 +11,7 @@ from reports import services as reports
 from reports.models import Report, ReportStatus
 from tests.base import BaseTestCase
 from tests.reports.builders import build_case, review, sign_out
+from tests.reports.pdftools import eager_celery
 
 
 class ReportAccessTest(BaseTestCase):
@@ -65,8 +66,11 @@ class ReportAccessTest(BaseTestCase):
         response = self.client.get(self.pages[0])
         self.assertContains(response, self.download)
         self.assertContains(response, "final, current")
-        response = self.client.post(self.draft, HTTP_HX_REQUEST="true")
+        with eager_celery(), self.captureOnCommitCallbacks(execute=True):
+            response = self.client.post(self.draft, HTTP_HX_REQUEST="true")
         self.assertEqual(response.status_code, 200)
         draft = Report.objects.get(case=self.built.case, status=ReportStatus.DRAFT)
         self.assertEqual(draft.version, 2)  # a draft of the next (amended) version
-        self.assertContains(response, reverse("report_download", args=[draft.pk]))
+        # Rendered by the task once the request committed; the panel then lists it.
+        self.assertEqual(draft.render_state, "ready")
+        self.assertContains(self.client.get(self.pages[1]), reverse("report_download", args=[draft.pk]))
