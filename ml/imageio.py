@@ -32,9 +32,9 @@ stain).
 
 High bit depth (16-bit TIFF and PNG, float TIFF): Pillow silently keeps only
 the high byte of 16-bit RGB, which makes 12-bit camera data (max 4095) look
-16× too dark. So these files are decoded at full depth (tifffile, or OpenCV
-for TIFF compressions tifffile needs ``imagecodecs`` for, and for 16-bit colour
-PNG) and scaled to 8 bits by **the smallest bit depth that holds the brightest
+16× too dark. So these files are decoded at full depth (tifffile strip by
+strip; 16-bit colour PNG band by band through OpenCV's libpng; OpenCV whole for
+what neither can split) and scaled to 8 bits by **the smallest bit depth that holds the brightest
 value** (max 4095 → divided by 4095, max 65535 → by 65535, 8-bit data stored in
 16 bits → by 255). One factor for all channels and no offset, so stain colour
 balance is kept; there is no contrast stretch. Floats in [0, 1] are taken as
@@ -47,6 +47,7 @@ import hashlib
 import io
 import struct
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,8 +178,10 @@ def load_image_and_info(
             raise ImageLoadError(
                 "truncated", "The TIFF file is cut short (part of it lies past the end of the file).", filename=filename
             )
-        orientation = _exif_orientation(image)
-        if _needs_full_depth(image, data, file_format):
+        full_depth = _needs_full_depth(image, data, file_format)
+        # Pillow decodes a whole PNG to look for EXIF after its image data: not for one decoded here.
+        orientation = _png_exif_orientation(data) if full_depth and file_format == "PNG" else _exif_orientation(image)
+        if full_depth:
             array, mode = _decode_full_depth(data, file_format, filename)
         else:
             mode = image.mode
@@ -472,6 +475,20 @@ def _exif_orientation(image: Image.Image | _TiffHeaderOnly) -> int:
         return 1
 
 
+def _png_exif_orientation(data: bytes) -> int:
+    """The orientation in a PNG's ``eXIf`` chunk (before or after the image data), read
+    without decoding any pixel; 1 when there is none."""
+    try:
+        for kind, start, end in _png_chunks(data):
+            if kind == b"eXIf":
+                exif = Image.Exif()
+                exif.load(data[start:end])
+                return int(exif.get(_EXIF_ORIENTATION_TAG, 1))
+    except Exception:  # noqa: BLE001 - unreadable EXIF must not make a good image unreadable
+        return 1
+    return 1
+
+
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation to an H×W[×C] array exactly as ``ImageOps.exif_transpose`` does."""
     operation = _ORIENTATION_OPS.get(orientation)
@@ -502,6 +519,8 @@ def _decode_full_depth(data: bytes, file_format: str, filename: str | None) -> t
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. LZW needs imagecodecs; OpenCV can do it
             first_error = exc
+    if file_format == "PNG":
+        result = _decode_png16_by_bands(data, filename)  # None: interlaced or colour-keyed, decoded whole
     if result is None:
         array = _decode_with_opencv(data)
         if array is not None:
@@ -560,8 +579,8 @@ def _decode_tiff_by_segments(data: bytes) -> tuple[np.ndarray, str]:
         maximum = float(np.iinfo(dtype).max) if invert else None
 
         def blocks():
-            # A small read buffer: the compressed bytes are read a few MB at a time.
-            for segment, index, _shape in page.segments(maxworkers=1, buffersize=1 << 22):
+            # A small read buffer: the compressed bytes are read 256 KB at a time.
+            for segment, index, _shape in page.segments(maxworkers=1, buffersize=1 << 18):
                 top, left = int(index[2]), int(index[3])
                 if segment is None:
                     continue
@@ -586,6 +605,137 @@ def _decode_tiff_by_segments(data: bytes) -> tuple[np.ndarray, str]:
                 )
         mode = f"{ {1: 'L', 2: 'LA', 3: 'RGB', 4: 'RGBA'}[channels]};{'F' if dtype.kind == 'f' else ''}{dtype.itemsize * 8}"
         return out, mode.replace(" ", "")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_BAND_BYTES = 1 << 20  # filtered rows decoded at a time (about 1 MB)
+_PNG_INPUT_STEP = 1 << 18  # compressed bytes handed to zlib at a time
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """``(type, payload start, payload end)`` of each chunk up to IEND."""
+    position = len(_PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, position)
+        start = position + 8
+        if start + length + 4 > len(data):
+            raise EOFError("a PNG chunk runs past the end of the file (truncated)")
+        yield kind, start, start + length
+        if kind == b"IEND":
+            return
+        position = start + length + 4
+
+
+def _decode_png16_by_bands(data: bytes, filename: str | None) -> tuple[np.ndarray, str] | None:
+    """Decode a 16-bit RGB / RGBA PNG a band of rows at a time, twice (the brightest value,
+    then the 8-bit result), so the peak is the 3-byte result plus one band.
+
+    The image data is inflated with ``zlib`` as a stream; each band of filtered rows is
+    wrapped, behind the previous row (already unfiltered, filter type None), in a small
+    PNG of its own that OpenCV's libpng unfilters, so every PNG filter is undone by
+    libpng exactly as for the whole file. Returns None for what cannot be split this
+    way (interlaced, or a tRNS colour key): those are decoded whole."""
+    import cv2
+
+    header: tuple[int, ...] | None = None
+    idat: list[tuple[int, int]] = []
+    try:
+        for kind, start, end in _png_chunks(data):
+            if kind == b"IHDR" and end - start >= 13:
+                header = struct.unpack_from(">IIBBBBB", data, start)
+            elif kind == b"IDAT":
+                idat.append((start, end))
+            elif kind == b"tRNS":
+                return None
+    except EOFError as exc:
+        raise ImageLoadError("truncated", f"The PNG file is cut short ({exc}).", filename=filename) from exc
+    if header is None or not idat:
+        raise ImageLoadError("unsupported", "The PNG file has no image header or no image data.", filename=filename)
+    width, height, depth, colour_type, _compression, _filter, interlace = header
+    if depth != 16 or colour_type not in (2, 6) or interlace != 0:
+        return None
+    channels = 3 if colour_type == 2 else 4
+    stride = 1 + width * channels * 2  # the filter-type byte, then big-endian samples
+    band_rows = max(1, _PNG_BAND_BYTES // stride)
+    order = [2, 1, 0] if channels == 3 else [2, 1, 0, 3]  # OpenCV's BGR(A) back to RGB(A)
+
+    def inflated() -> Iterator[bytes]:
+        inflater = zlib.decompressobj()
+        view = memoryview(data)
+        for start, end in idat:
+            for step in range(start, end, _PNG_INPUT_STEP):
+                piece = view[step : min(end, step + _PNG_INPUT_STEP)]
+                while piece:
+                    out = inflater.decompress(piece, _PNG_BAND_BYTES)
+                    if out:
+                        yield out
+                    piece = inflater.unconsumed_tail
+        tail = inflater.flush()
+        if tail:
+            yield tail
+
+    def decode_band(filtered: bytes, rows: int, context: bytes | None) -> np.ndarray:
+        raw = filtered if context is None else b"\x00" + context + filtered
+        total = rows + (context is not None)
+        png = b"".join((
+            _PNG_SIGNATURE,
+            _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, total, 16, colour_type, 0, 0, 0)),
+            _png_chunk(b"IDAT", zlib.compress(raw, 0)),
+            _png_chunk(b"IEND", b""),
+        ))
+        try:
+            band = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            band = None
+        if band is None or band.shape[:2] != (total, width) or band.dtype != np.uint16:
+            raise ImageLoadError("unsupported", "The PNG file's image data could not be decoded (a bad row filter).",
+                                 filename=filename)
+        return band[int(context is not None) :, :, order]
+
+    def bands() -> Iterator[tuple[int, np.ndarray]]:
+        pending = bytearray()
+        context: bytes | None = None
+        top = 0
+        try:
+            for piece in inflated():
+                pending += piece
+                while len(pending) >= band_rows * stride and top < height:
+                    rows = min(band_rows, height - top)
+                    band = decode_band(bytes(pending[: rows * stride]), rows, context)
+                    # A new buffer for the rest: ``del pending[:n]`` keeps the old allocation growing.
+                    pending = bytearray(pending[rows * stride :])
+                    context = band[-1].astype(">u2").tobytes()  # RGB(A), as the file stores it
+                    yield top, band
+                    top += rows
+        except zlib.error as exc:
+            raise ImageLoadError("unsupported", f"The PNG file's image data is damaged ({exc}).",
+                                 filename=filename) from exc
+        rows = min(len(pending) // stride, height - top)
+        if rows:
+            yield top, decode_band(bytes(pending[: rows * stride]), rows, context)
+            top += rows
+        if top < height:
+            raise ImageLoadError("truncated", f"The PNG file holds {top} of its {height} rows (its data is cut short).",
+                                 filename=filename)
+
+    colour_peak = alpha_peak = 0.0
+    for _top, band in bands():
+        colour_peak = max(colour_peak, float(band[..., :3].max()))
+        if channels == 4:
+            alpha_peak = max(alpha_peak, float(band[..., 3].max()))
+    colour_scale = _full_scale_for(colour_peak, np.uint16)
+    alpha_scale = _full_scale_for(alpha_peak, np.uint16) if channels == 4 else None
+    out = np.empty((height, width, 3), np.uint8)
+    rows_per_step = _strip_rows(width)
+    for top, band in bands():
+        for start in range(0, band.shape[0], rows_per_step):
+            part = band[start : start + rows_per_step]
+            out[top + start : top + start + part.shape[0]] = _convert_block(part, colour_scale, alpha_scale)
+    return out, "RGB;16" if channels == 3 else "RGBA;16"
 
 
 def _decode_tiff_whole(page, invert: bool) -> np.ndarray:
