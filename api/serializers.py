@@ -23,6 +23,7 @@ from diagnostics.models import (
     Specimen,
 )
 from marrowfind import textlimits
+from marrowfind.middleware import unstorable_reason
 from review.services import ImageReviewItem
 
 # --------------------------------------------------------------------------- errors
@@ -112,7 +113,15 @@ class LabChoiceField(serializers.SlugRelatedField):
     default_error_messages: ClassVar[dict[str, str]] = {
         "does_not_exist": "You are not a member of a lab {slug_name}={value}.",
         "invalid": "Invalid value.",
+        "unstorable": "The lab {reason}.",
     }
+
+    def to_internal_value(self, data):
+        # Refused before the look-up: PostgreSQL cannot even compare text with a NUL in it (a 500).
+        reason = unstorable_reason(str(data))
+        if reason:
+            self.fail("unstorable", reason=reason)
+        return super().to_internal_value(data)
 
     def get_queryset(self):
         request = self.context.get("request")

@@ -1,6 +1,7 @@
 """Web form errors that used to be a blank "Bad Request (400)" page (and lost
 the upload) are pages that say what was wrong; where the body can be read,
-the form comes back with what was typed."""
+the form comes back with what was typed. The API answers the same bodies with
+its error shape and the reason."""
 
 from __future__ import annotations
 
@@ -9,10 +10,22 @@ from django.test import override_settings
 from django.urls import reverse
 
 from diagnostics.models import Case
+from tests.api.helpers import ApiTestCase
 from tests.diagnostics.upload_helpers import UploadTestCase, case_fields, png_upload
 from tests.imagefactory import png_bytes
 
 BLANK = b"<h1>Bad Request (400)</h1>"
+
+
+def long_file_name_body(fields: dict) -> tuple[bytes, str]:
+    """A multipart body (and its content type) with a 1,000-character file name. Written by
+    hand: Django's test client would cut the name to 255 characters, a browser does not."""
+    boundary = "mfBoundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+             for name, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{"a" * 1000}.png"\r\n'
+                 f"Content-Type: image/png\r\n\r\n".encode() + png_bytes(seed=1) + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 class FormErrorTests(UploadTestCase):
@@ -41,15 +54,7 @@ class FormErrorTests(UploadTestCase):
         self.assertNotIn(BLANK, response.content)
 
     def test_a_file_name_over_950_bytes_is_a_page_that_says_so(self):
-        # Written by hand: Django's test client would cut the name to 255 characters, a browser does not.
-        boundary = "mfBoundary"
-        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-                 for name, value in self.new_case().items()]
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{"a" * 1000}.png"\r\n'
-                     f"Content-Type: image/png\r\n\r\n".encode() + png_bytes(seed=1) + b"\r\n")
-        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        response = self.client.generic("POST", reverse("case_new"), body,
-                                       content_type=f"multipart/form-data; boundary={boundary}")
+        response = self.client.generic("POST", reverse("case_new"), *long_file_name_body(self.new_case()))
         self.assertEqual(response.status_code, 400, response.content[:300])
         self.assertContains(response, "file&#x27;s name is too long", status_code=400)
 
@@ -68,3 +73,23 @@ class FormErrorTests(UploadTestCase):
             "lab": self.lab.pk, "image": SimpleUploadedFile("x.png", b"not an image at all")})
         self.assertEqual(response.status_code, 400)
         self.assertContains(response, "not an image", status_code=400)
+
+
+class ApiFormErrorTests(ApiTestCase):
+    def test_a_file_name_over_950_bytes_is_refused_with_the_reason(self):
+        response = self.api.generic("POST", reverse("api-cases"), *long_file_name_body(case_fields()))
+        error = self.assertApiError(response, 400, "parse_error")
+        self.assertIn("header size", error["message"])
+        self.assertFalse(Case.objects.exists())
+
+    def test_multipart_without_a_boundary_is_refused_with_the_reason(self):
+        response = self.api.generic("POST", reverse("api-cases"), b"--x\r\n", content_type="multipart/form-data")
+        error = self.assertApiError(response, 400, "parse_error")
+        self.assertIn("boundary", error["message"])
+
+    def test_an_11_mb_note_is_refused_with_its_limit(self):
+        response = self.api.post(reverse("api-cases"), {**case_fields(clinical_note="x" * 11_000_000),
+                                                        "files": [png_upload("a.png", seed=1)]}, format="multipart")
+        error = self.assertApiError(response, 400, "invalid")
+        self.assertIn("The clinical note is 11,000,000 characters long; the limit is 5,000", str(error["details"]))
+        self.assertFalse(Case.objects.exists())
