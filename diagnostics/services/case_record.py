@@ -13,7 +13,9 @@ when the case finishes), so they cannot disagree on:
   the gate (``ml.gates.blast_estimate_validated`` of the cell model's card);
 * the per-class counts (AI labels, and the current labels: signed > reviewed > AI);
 * the signer's display name;
-* signed versus AI results.
+* signed versus AI results: :class:`SignedResult` is the newest sign-out
+  (labels, figures and the diagnosis as signed, the signer's name and
+  credentials); the AI's figures stay beside it, marked as the AI's.
 """
 
 from __future__ import annotations
@@ -45,6 +47,135 @@ def person_name(user) -> str | None:
 
 
 @dataclass(frozen=True)
+class SignedResult:
+    """One signed version as every surface states it: the snapshot the pathologist
+    signed (``review.SignOut``), read through the model instance only (the core
+    never imports the review app)."""
+
+    version: int
+    signed_at: datetime
+    signer: str | None  # the name as printed: stored at signing, else the account's name today
+    signer_credentials: str
+    diagnosis: str  # a review.models.Diagnosis value; "" on versions signed before it was asked for
+    diagnosis_label: str
+    subtype: str
+    subtype_label: str
+    further_studies: str
+    comment: str
+    amendment_reason: str
+    figures: dict[str, Any] = field(compare=False, repr=False)  # case_figures at the moment of signing
+    labels: dict[str, dict[str, Any]] = field(compare=False, repr=False)  # image id -> signed label row
+
+    @property
+    def diagnosis_text(self) -> str:
+        """The interpretation in one line: "Consistent with B-ALL (Pro-B)"; "" when none was signed."""
+        if not self.diagnosis:
+            return ""
+        text = self.diagnosis_label
+        if self.subtype:
+            text += f" ({self.subtype_label})"
+        if self.further_studies:
+            text += f": {self.further_studies}"
+        return text
+
+    @property
+    def signer_line(self) -> str:
+        """The signer as printed: "Jane Doe, MD, FRCPath"."""
+        return ", ".join(part for part in (self.signer, self.signer_credentials) if part)
+
+    @property
+    def per_class(self) -> dict[str, int]:
+        """Images per signed label."""
+        distribution = self.figures.get("reviewed_distribution")
+        if isinstance(distribution, dict) and distribution:
+            return {str(k): int(v) for k, v in distribution.items()}
+        return dict(sorted(Counter(row.get("label") for row in self.labels.values() if row.get("label")).items()))
+
+    @property
+    def blast_fraction(self) -> float | None:
+        value = self.figures.get("blast_fraction")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def blast_percent(self) -> float | None:
+        value = self.figures.get("blast_percent")
+        if isinstance(value, (int, float)):
+            return float(value)
+        return round(100 * self.blast_fraction, 1) if self.blast_fraction is not None else None
+
+    @property
+    def blasts(self) -> int | None:
+        return self.figures.get("blasts")
+
+    @property
+    def blast_wbc(self) -> int | None:
+        return self.figures.get("blast_wbc")
+
+    @property
+    def who_flag(self) -> bool:
+        return bool(self.figures.get("who_flag"))
+
+    @property
+    def differential(self) -> dict[str, int]:
+        """A cell differential, when the signed figures carry one (class -> cells)."""
+        value = self.figures.get("differential")
+        return {str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able: the API's ``signed`` block and the assistant's facts."""
+        return {
+            "version": self.version,
+            "signed_at": self.signed_at.isoformat() if self.signed_at else None,
+            "signed_by": self.signer,
+            "signer_credentials": self.signer_credentials,
+            "diagnosis": self.diagnosis or None,
+            "diagnosis_label": self.diagnosis_label or None,
+            "diagnosis_subtype": self.subtype or None,
+            "diagnosis_subtype_label": self.subtype_label or None,
+            "further_studies": self.further_studies,
+            "comment": self.comment,
+            "diagnosis_text": self.diagnosis_text,
+            "per_class": self.per_class,
+            "labels": {
+                key: {"position": row.get("position"), "label": row.get("label"), "ai_label": row.get("ai_label"),
+                      "comment": row.get("comment", "")}
+                for key, row in sorted(self.labels.items(), key=lambda kv: kv[1].get("position", 0))
+            },
+            "cells": self.figures.get("cells"),
+            "wbc": self.figures.get("wbc"),
+            "rbc": self.figures.get("rbc"),
+            "platelet": self.figures.get("platelet"),
+            "blasts": self.blasts,
+            "blast_wbc": self.blast_wbc,
+            "blast_fraction": self.blast_fraction,
+            "blast_percent": self.blast_percent,
+            "who_flag": self.who_flag,
+            "differential": self.differential,
+        }
+
+
+def signed_result(sign_out) -> SignedResult | None:
+    """The :class:`SignedResult` of a ``review.SignOut`` row (None for None)."""
+    if sign_out is None:
+        return None
+    return SignedResult(
+        version=sign_out.version,
+        signed_at=sign_out.signed_at,
+        signer=sign_out.signer_name or person_name(sign_out.signed_by),
+        signer_credentials=sign_out.signer_credentials,
+        diagnosis=sign_out.diagnosis,
+        diagnosis_label=sign_out.get_diagnosis_display() if sign_out.diagnosis else "",
+        subtype=sign_out.diagnosis_subtype,
+        subtype_label=sign_out.get_diagnosis_subtype_display() if sign_out.diagnosis_subtype else "",
+        further_studies=sign_out.further_studies,
+        comment=sign_out.diagnosis_comment,
+        amendment_reason=sign_out.amendment_reason,
+        figures=dict(sign_out.summary or {}),
+        labels=dict(sign_out.labels or {}),
+    )
+
+
+@dataclass(frozen=True)
 class ImageRow:
     image_id: int
     position: int
@@ -58,6 +189,7 @@ class ImageRow:
     reviewed_label: str | None  # the newest review's label
     reviewer: str | None
     signed_label: str | None  # the label in the newest sign-out snapshot
+    comment: str  # the signed comment, else the newest review's
     cell_counts: dict[str, int]
     blasts: int | None
     demo: bool  # this image's results come from a demo image or cell model
@@ -87,6 +219,7 @@ class CaseRecord:
     signer: str | None
     signed_at: datetime | None
     models: tuple[ModelVersion, ...] = field(compare=False, repr=False)
+    signed_result: SignedResult | None = None  # the newest signed version; the AI's figures stay beside it
 
     # --- figures ------------------------------------------------------------
 
@@ -101,6 +234,11 @@ class CaseRecord:
     @property
     def ai_per_class(self) -> dict[str, int]:
         return dict(sorted(Counter(row.ai_label for row in self.analysed).items()))
+
+    @property
+    def result_source(self) -> str:
+        """Whose result a surface shows first: "signed" once a version is signed, else "ai"."""
+        return "signed" if self.signed_result is not None else "ai"
 
     @property
     def per_class(self) -> dict[str, int]:
@@ -206,6 +344,7 @@ def build_case_record(case: Case) -> CaseRecord:
                 models.setdefault(analysis.cell_model_version_id, analysis.cell_model_version)
                 cell_versions.setdefault(analysis.cell_model_version_id, analysis.cell_model_version)
                 demo = demo or is_demo_version(analysis.cell_model_version)
+        signed_row = signed_labels.get(str(image.pk)) or {}
         rows.append(ImageRow(
             image_id=image.pk,
             position=image.position,
@@ -218,7 +357,8 @@ def build_case_record(case: Case) -> CaseRecord:
             low_confidence=bool(analysis and analysis.low_confidence),
             reviewed_label=review.label if review else None,
             reviewer=person_name(review.reviewer) if review else None,
-            signed_label=(signed_labels.get(str(image.pk)) or {}).get("label"),
+            signed_label=signed_row.get("label"),
+            comment=signed_row["comment"] if "comment" in signed_row else (review.comment if review else ""),
             cell_counts={k: int(v) for k, v in (analysis.cell_counts or {}).items()} if analysis else {},
             blasts=analysis.blasts if analysis else None,
             demo=demo,
@@ -239,9 +379,10 @@ def build_case_record(case: Case) -> CaseRecord:
         blast_gate_reasons=tuple(reasons),
         signed=sign_out is not None,
         sign_out_version=sign_out.version if sign_out else 0,
-        signer=person_name(sign_out.signed_by) if sign_out else None,
+        signer=(sign_out.signer_name or person_name(sign_out.signed_by)) if sign_out else None,
         signed_at=sign_out.signed_at if sign_out else None,
         models=tuple(sorted(models.values(), key=lambda m: (m.task != "image", m.name))),
+        signed_result=signed_result(sign_out),
     )
 
 
@@ -260,4 +401,8 @@ def case_figures(case: Case, record: CaseRecord | None = None) -> dict[str, Any]
     figures["who_threshold_percent"] = round(100 * settings.WHO_BLAST_THRESHOLD)
     figures["signed"] = record.signed
     figures["signer"] = record.signer
+    # Signed versus AI: the figures above are the AI's (and the reviews'); the signed version, when
+    # there is one, is the result, and every surface shows it first.
+    figures["result_source"] = record.result_source
+    figures["signed_result"] = record.signed_result.as_dict() if record.signed_result else None
     return figures

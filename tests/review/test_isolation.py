@@ -24,7 +24,8 @@ from tests.review.helpers import make_analysed_case
 # Routes that list "my labs' things" rather than one object: the outsider gets
 # a 200 page with only lab B data (asserted in test_worklist / test_history /
 # test_instant_check / test_members); everything else is object-scoped.
-LISTS = {"worklist", "case_history", "members_home", "instant_check"}
+# The profile page is the logged-in user's own: the outsider sees their own name only.
+LISTS = {"worklist", "case_history", "members_home", "instant_check", "profile"}
 
 
 class IsolationTests(BaseTestCase):
@@ -47,11 +48,13 @@ class IsolationTests(BaseTestCase):
             "case_review_panel": ("get", reverse("case_review_panel", args=[c]), {}),
             "review_image": ("post", reverse("review_image", args=[c, i]), {"label": "Pro", "submission_token": str(uuid.uuid4())}),
             "case_assign": ("post", reverse("case_assign", args=[c]), {"me": "1"}),
-            "case_sign_out": ("post", reverse("case_sign_out", args=[c]), {"action": "sign_out", "confirm": "on"}),
-            "case_amend": ("post", reverse("case_amend", args=[c]), {"reason": "forged"}),
+            "case_sign_out": ("post", reverse("case_sign_out", args=[c]),
+                              {"diagnosis": "no_evidence_of_all", "confirm": "on", "code": "123456"}),
+            "case_amend": ("post", reverse("case_amend", args=[c]), {"reason": "forged", "code": "123456"}),
             "case_version": ("get", reverse("case_version", args=[c, 1]), {}),
             "case_audit": ("get", reverse("case_audit", args=[c]), {}),
             "members_home": ("get", reverse("members_home"), {}),
+            "profile": ("get", reverse("profile"), {}),
             "lab_members": ("post", reverse("lab_members", args=[self.lab.slug]), {"email": "spy@x.org", "role": "lab_admin"}),
             "member_role": ("post", reverse("member_role", args=[self.lab.slug, membership.pk]), {"role": "lab_admin"}),
             "instant_check": ("get", reverse("instant_check"), {}),
