@@ -7,8 +7,10 @@ Protection:
   login required (anonymous -> login redirect), lab members only (another lab's
   case or report -> 404, never 403). Each download writes an audit event.
 * ``verify_report`` and ``verify_upload``: public (a report is scanned by people
-  without an account). They state authenticity and status and show no patient
-  data beyond the accession number. The upload is limited in size
+  without an account). They state authenticity and status and, for an authentic
+  signed report, what its paper must show (signer, diagnosis category, blast %,
+  differential: ``reports.verification.verified_figures``); no patient data
+  beyond the accession number, and no free-text comment. The upload is limited in size
   (``MAX_VERIFY_UPLOAD_BYTES``) and in rate per client address.
 """
 
@@ -98,6 +100,7 @@ def _verify_context(verification: report_verification.Verification, **extra) -> 
             accession=report.case.accession_number,
             lab_name=report.case.lab.name,
             newer_version=verification.newer.version if verification.newer else None,
+            figures=report_verification.verified_figures(verification),
         )
     return context
 

@@ -85,10 +85,7 @@ class SignedResult:
 
     @property
     def per_class(self) -> dict[str, int]:
-        """Images per signed label."""
-        distribution = self.figures.get("reviewed_distribution")
-        if isinstance(distribution, dict) and distribution:
-            return {str(k): int(v) for k, v in distribution.items()}
+        """Images per signed label, in label order (as ``CaseRecord.per_class``)."""
         return dict(sorted(Counter(row.get("label") for row in self.labels.values() if row.get("label")).items()))
 
     @property
