@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import (
     Count,
     Exists,
+    F,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -38,7 +39,7 @@ from diagnostics.models import (
     ImageStatus,
     SlideImage,
 )
-from review.models import Review
+from review.models import Review, SignOut
 
 UNIDENTIFIED = "Unidentified"
 
@@ -329,6 +330,12 @@ def annotated_cases(user) -> QuerySet[Case]:
     return (
         access.cases_for(user)
         .select_related("lab", "assigned_to", "signed_out_by", "created_by")
+        # The newest signed version of each case (its result, once signed): one query per page.
+        .prefetch_related(Prefetch(
+            "sign_outs",
+            queryset=SignOut.objects.filter(version=F("case__sign_out_version")).select_related("signed_by"),
+            to_attr="newest_sign_outs",
+        ))
         .annotate(
             n_images=_per_case_count(SlideImage.objects.filter(case=OuterRef("pk"))),
             n_unreviewed=_per_case_count(_unreviewed_images()),

@@ -104,9 +104,14 @@ def worklist(request: HttpRequest) -> HttpResponse:
 
 
 def _attach_blast_percent(cases) -> None:
+    """Each row's AI blast % (the pipeline's case summary) and, once signed, the signed
+    result (``CaseRecord``'s :func:`signed_result` of the newest version): the row shows
+    the signed one first and the AI's beside it."""
     for case in cases:
         fraction = (case.summary or {}).get("blast_fraction")
         case.blast_percent = round(100 * fraction, 1) if isinstance(fraction, (int, float)) else None
+        newest = getattr(case, "newest_sign_outs", None)
+        case.signed = signed_result(newest[0]) if newest else None
 
 
 def _scope_url(request: HttpRequest, scope: str) -> str:
