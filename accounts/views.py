@@ -9,6 +9,7 @@ returns to a ``next`` path on this site afterwards.
 
 from __future__ import annotations
 
+from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.views import ActivateTOTPView
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -125,13 +126,23 @@ class ActivateTOTPThenReturn(ActivateTOTPView):
     """allauth's TOTP activation, which then returns to the page that sent the user
     (``?next=``, a path on this site, kept in the session across allauth's password
     re-check) instead of allauth's own index: after setting up two-factor on the
-    way to a sign-out, the pathologist is back on the sign-out page."""
+    way to a sign-out, the pathologist is back on the sign-out page. The code typed
+    to activate is spent, like a login code: it does not sign."""
 
     def get(self, request, *args, **kwargs):
         target = safe_next(request, request.GET.get("next"))
         if target:
             request.session[AFTER_TOTP_KEY] = target
         return super().get(request, *args, **kwargs)
+
+    def form_valid(self, form) -> HttpResponse:
+        response = super().form_valid(form)
+        # allauth checks the activation code without spending it; spend it now (the shared
+        # cache's "used" mark), so that it cannot sign anything afterwards: a code counts once.
+        authenticator = Authenticator.objects.filter(user=self.request.user, type=Authenticator.Type.TOTP).first()
+        if authenticator is not None:
+            authenticator.wrap().validate_code(form.cleaned_data["code"])
+        return response
 
     def get_success_url(self) -> str:
         target = safe_next(self.request, self.request.session.pop(AFTER_TOTP_KEY, None))

@@ -283,7 +283,7 @@ def case_sign_out(request: HttpRequest, pk: int) -> HttpResponse:
                 sign_form.add_error("code", str(exc))
             else:
                 verb = "signed out" if sign_out.version == 1 else f"amended (version {sign_out.version})"
-                messages.success(request, f"Case {case.accession_number} {verb}: {sign_out.get_diagnosis_display()}.")
+                messages.success(request, f"Case {case.accession_number} {verb}: {signed_result(sign_out).diagnosis_text}.")
                 return redirect("case_review", pk=case.pk)
         status = 400
     else:
