@@ -35,8 +35,21 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from diagnostics import access, audit
-from diagnostics.models import Analysis, AuditEvent, Case, CaseStatus, Cell, ImageStatus, SlideImage
-from diagnostics.services.case_record import CaseRecord, CellRow, build_case_record, person_name
+from diagnostics.models import (
+    Analysis,
+    AuditEvent,
+    Case,
+    CaseStatus,
+    Cell,
+    ImageStatus,
+    SlideImage,
+)
+from diagnostics.services.case_record import (
+    CaseRecord,
+    CellRow,
+    build_case_record,
+    person_name,
+)
 from review.models import CellReview
 
 log = logging.getLogger(__name__)
@@ -264,8 +277,8 @@ def added_cell_bbox(image: SlideImage, analysis: Analysis, x: float, y: float) -
     sides = [max(b[2] - b[0], b[3] - b[1]) for b in Cell.objects.filter(analysis=analysis).values_list("bbox", flat=True)]
     side = int(statistics.median(sides)) if sides else max(16, min(image.width, image.height) // 16)
     side = max(8, min(side, image.width, image.height))
-    x0 = int(round(x - side / 2))
-    y0 = int(round(y - side / 2))
+    x0 = round(x - side / 2)
+    y0 = round(y - side / 2)
     x0 = min(max(0, x0), image.width - side)
     y0 = min(max(0, y0), image.height - side)
     return [x0, y0, x0 + side, y0 + side]
@@ -407,7 +420,7 @@ def ensure_crops(case: Case, cells: list[tuple[int, int, tuple]]) -> int:
     for image in SlideImage.objects.filter(case=case, pk__in=list(missing)):
         try:
             rgb = _load_original(image)
-        except Exception:  # noqa: BLE001 - a missing or unreadable original: its crops stay missing (404)
+        except Exception:  # a missing or unreadable original: its crops stay missing (a 404 each)
             log.exception("could not decode image %s for cell crops", image.pk)
             continue
         for cell_id, bbox in missing[image.pk]:

@@ -30,7 +30,11 @@ from django.utils import timezone
 
 from diagnostics import access, audit
 from diagnostics.models import AuditEvent, Case, CaseStatus
-from diagnostics.services.case_record import build_case_record, case_figures, person_name
+from diagnostics.services.case_record import (
+    build_case_record,
+    case_figures,
+    person_name,
+)
 from marrowfind import dispatch
 from review import services as review_service
 from review.models import SignOut

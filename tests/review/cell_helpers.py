@@ -18,7 +18,12 @@ from PIL import Image
 
 from diagnostics.models import Analysis, CaseStatus, Cell, ImageStatus, Specimen
 from review import cells as cells_service
-from tests.factories import AnalysisFactory, BatchFactory, CaseFactory, SlideImageFactory
+from tests.factories import (
+    AnalysisFactory,
+    BatchFactory,
+    CaseFactory,
+    SlideImageFactory,
+)
 from tests.review.helpers import make_model_version
 
 OTHERS = ("lymphocyte", "neutrophil", "monocyte", "lymphocyte", "eosinophil")
