@@ -40,7 +40,7 @@ def _cell_item(case, cell) -> dict:
 def differential_context(record: CaseRecord) -> dict:
     reviewed, ai = record.reviewed_differential, record.ai_differential
     rows = [
-        {"label": r["label"], "name": cells_service.display_name(r["label"]), "count": r["count"],
+        {"label": r["label"], "name": cells_service.short_name(r["label"]), "count": r["count"],
          "percent": r["percent"], "ai_count": a["count"], "ai_percent": a["percent"],
          "key": cells_service.CELL_KEYS.get(r["label"])}
         for r, a in zip(reviewed.rows(), ai.rows(), strict=True)

@@ -90,6 +90,13 @@ def display_name(label: str) -> str:
     return CELL_TYPE_DISPLAY.get(label, label)
 
 
+def short_name(label: str) -> str:
+    """The class name without its explanation ("Hematogone", not "Hematogone (normal B precursor)")."""
+    if label == ARTEFACT:
+        return "Artefact"
+    return display_name(label).split(" (", 1)[0]
+
+
 class CellReviewError(Exception):
     """A change that cannot be recorded; the message is shown to the user (HTTP 400)."""
 

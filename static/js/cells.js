@@ -155,7 +155,9 @@
   function updateCounts() {
     document.querySelectorAll("#cell-gallery .cg-group").forEach(function (section) {
       var badge = section.querySelector("[data-count]");
-      if (badge) badge.textContent = section.querySelectorAll(".cg-cell").length;
+      var n = section.querySelectorAll(".cg-cell").length;
+      if (badge) badge.textContent = n;
+      section.classList.toggle("is-empty", n === 0);
     });
   }
 

@@ -62,8 +62,10 @@ def make_smear_case(
     low_every: int = 0,
     specimen: str = Specimen.BONE_MARROW,
     status: str = CaseStatus.AWAITING_REVIEW,
-    subtype: str = "Pre",
+    subtype: str | tuple[str, ...] = "Pre",
 ):
+    """``subtype`` is the smear class of every image, or one per image (cycled): a "Pre" smear's
+    white cells are all blasts, a "Benign" one's none."""
     from ml.synthetic import make_smear
 
     model_version = make_model_version()
@@ -73,7 +75,8 @@ def make_smear_case(
     n = 0
     for position in range(1, n_images + 1):
         seed = case.pk * 1000 + position
-        smear = make_smear(seed, label=subtype, size=size, n_wbc=wbc_per_image)
+        kind = subtype if isinstance(subtype, str) else subtype[(position - 1) % len(subtype)]
+        smear = make_smear(seed, label=kind, size=size, n_wbc=wbc_per_image)
         buffer = io.BytesIO()
         Image.fromarray(smear.image).save(buffer, format="PNG")
         image = SlideImageFactory(
@@ -82,7 +85,7 @@ def make_smear_case(
             status=ImageStatus.DONE,
         )
         images.append(image)
-        analysis = AnalysisFactory(image=image, model_version=model_version, label=subtype, confidence=0.9,
+        analysis = AnalysisFactory(image=image, model_version=model_version, label=kind, confidence=0.9,
                                    overlays=False, cell_counts={"wbc": wbc_per_image})
         rows = []
         wbc_ids = sorted(i for i, kind in smear.kinds.items() if kind == "wbc")
