@@ -25,11 +25,11 @@ from review import cells as cells_service
 from review.views import media_url
 
 
-def _cell_item(case, cell) -> dict:
+def _cell_item(case, cell, inline: dict[int, str]) -> dict:
     ai = cell.ai_label
     return {
         "row": cell,
-        "crop": reverse("cell_crop", args=[case.pk, cell.cell_id]),
+        "crop": inline.get(cell.cell_id) or reverse("cell_crop", args=[case.pk, cell.cell_id]),
         "label": cell.label or "",
         "ai_name": cells_service.display_name(ai) if ai else "",
         "confidence": None if cell.confidence is None else round(100 * cell.confidence),
@@ -71,10 +71,12 @@ def case_cells(request: HttpRequest, pk: int) -> HttpResponse:
     case = access.get_case_or_404(request.user, pk)
     record = build_case_record(case)
     cells_service.ensure_crops(case, [(c.cell_id, c.image_id, c.bbox) for c in record.cells])
+    inline = (cells_service.inline_crops(case, [c.cell_id for c in record.cells])
+              if len(record.cells) <= cells_service.INLINE_CROPS_MAX else {})
     can_review = access.can_review(request.user, case.lab)
     editable = can_review and case.status == CaseStatus.AWAITING_REVIEW
     groups = [
-        {"group": group, "cells": [_cell_item(case, cell) for cell in group.cells]}
+        {"group": group, "cells": [_cell_item(case, cell, inline) for cell in group.cells]}
         for group in cells_service.gallery_groups(record)
     ]
     by_image: dict[int, list] = {}

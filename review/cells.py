@@ -73,6 +73,10 @@ CELL_KEYS = {
 CROP_PX = 96  # side of a gallery crop
 CROP_PAD = 0.25  # context around the cell, as a share of its larger bbox side, each side (as ml.cells)
 CROP_JPEG_QUALITY = 88
+# Up to this many cells, the gallery page carries its crops inline (data: URIs, ~5 KB each):
+# one response instead of one request per cell (200 requests cost seconds on a small server).
+# Beyond it, each crop is its own lazily loaded request to the crop route.
+INLINE_CROPS_MAX = 1000
 MAX_CELLS_PER_CHANGE = 2000
 
 
@@ -447,3 +451,18 @@ def cell_crop(case: Case, cell_id: int) -> str | None:
     if not Path(default_storage.path(name)).exists():
         ensure_crops(case, [(cell[0], cell[1], tuple(cell[2]))])
     return name if Path(default_storage.path(name)).exists() else None
+
+
+def inline_crops(case: Case, cell_ids: list[int]) -> dict[int, str]:
+    """``data:`` URIs of the cached crops of ``cell_ids`` (those that exist), for the page itself."""
+    import base64
+
+    uris = {}
+    for cell_id in cell_ids:
+        path = Path(default_storage.path(crop_name(case, cell_id)))
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        uris[cell_id] = "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+    return uris

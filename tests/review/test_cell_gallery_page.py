@@ -81,6 +81,26 @@ class GalleryPageTests(BaseTestCase):
                           cells_service.CROP_PX)
         self.assertGreater(np.abs(crop.astype(int) - far.astype(int)).mean(), 10)
 
+    def test_the_page_carries_the_crops_the_crop_route_serves(self):
+        import base64
+        import re
+
+        html = self.client.get(reverse("case_cells", args=[self.case.pk])).content.decode()
+        inline = dict(re.findall(r'id="cell-(\d+)".*?src="data:image/jpeg;base64,([^"]+)"', html, flags=re.S))
+        self.assertEqual(set(inline), {str(c.pk) for c in self.cells})
+        cell = self.cells[2]
+        served = b"".join(self.client.get(reverse("cell_crop", args=[self.case.pk, cell.pk])).streaming_content)
+        self.assertEqual(base64.b64decode(inline[str(cell.pk)]), served)
+
+    def test_a_large_gallery_links_its_crops_instead(self):
+        from unittest import mock
+
+        with mock.patch.object(cells_service, "INLINE_CROPS_MAX", len(self.cells) - 1):
+            html = self.client.get(reverse("case_cells", args=[self.case.pk])).content.decode()
+        self.assertNotIn("data:image/jpeg", html)
+        for cell in self.cells:
+            self.assertIn(f'src="{reverse("cell_crop", args=[self.case.pk, cell.pk])}"', html)
+
     def test_crop_of_a_cell_of_another_case_of_the_lab_is_404(self):
         other_case, _ = make_analysed_case(self.lab, n_images=1)
         response = self.client.get(reverse("cell_crop", args=[other_case.pk, self.cells[0].pk]))
