@@ -46,7 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.pipeline import _create_database, _drop_database  # noqa: E402
+from bench.pipeline import _create_database, _drop_database
 
 CHROMIUM = "/usr/bin/chromium"
 

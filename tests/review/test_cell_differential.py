@@ -115,6 +115,14 @@ class DifferentialTests(BaseTestCase):
         self.assertContains(after, "The signed blast % and WHO flag come from these reviewed cells")
         self.assertContains(after, 'hx-trigger="cells-changed from:body"')
 
+    def test_the_review_page_says_the_blast_percent_is_of_reviewed_cells(self):
+        self.client.force_login(self.pathologist)
+        page = self.client.get(reverse("case_review", args=[self.case.pk]))
+        self.assertContains(page, "8 (80.0% of WBC)")
+        reclassify(self.case, self.pathologist, self.cells[0:2], "lymphocyte")
+        page = self.client.get(reverse("case_review", args=[self.case.pk]))
+        self.assertContains(page, "1 (14.3% of nucleated white cells")
+
     def test_case_figures_drop_the_not_validated_qualifier_for_reviewed_blasts(self):
         self.assertNotEqual(case_figures(self.case)["blast_qualifier"], "")  # demo cell model: not validated
         reclassify(self.case, self.pathologist, [self.cells[0]], "blast")

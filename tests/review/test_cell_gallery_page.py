@@ -86,7 +86,7 @@ class GalleryPageTests(BaseTestCase):
         import re
 
         html = self.client.get(reverse("case_cells", args=[self.case.pk])).content.decode()
-        inline = dict(re.findall(r'id="cell-(\d+)".*?src="data:image/jpeg;base64,([^"]+)"', html, flags=re.S))
+        inline = dict(re.findall(r'id="cell-(\d+)".*?src="data:image/jpeg;base64,([^"]+)"', html, flags=re.DOTALL))
         self.assertEqual(set(inline), {str(c.pk) for c in self.cells})
         cell = self.cells[2]
         served = b"".join(self.client.get(reverse("cell_crop", args=[self.case.pk, cell.pk])).streaming_content)

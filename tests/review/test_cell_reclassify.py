@@ -61,6 +61,9 @@ class ReclassifyTests(BaseTestCase):
         # The AI's call stays on the cell.
         self.cells[0].refresh_from_db()
         self.assertEqual(self.cells[0].ai_label, "lymphocyte")
+        # The audit trail says what changed.
+        audit = self.client.get(reverse("case_audit", args=[self.case.pk]))
+        self.assertContains(audit, "image #1 cell 1: lymphocyte → blast (AI lymphocyte 90%; version 1)")
 
     def test_a_second_change_records_the_previous_decision_as_from(self):
         self.change([self.cells[0]], "blast")
@@ -183,6 +186,8 @@ class AddCellTests(BaseTestCase):
                          ("added", "", "blast", 1, self.pathologist))
         event = AuditEvent.objects.get(verb=AuditEvent.Verb.CELL_ADDED)
         self.assertEqual((event.detail["point"], event.detail["label"], event.detail["cell"]), ([40, 30], "blast", 4))
+        audit = self.client.get(reverse("case_audit", args=[self.case.pk]))
+        self.assertContains(audit, "image #1: missed cell 4 added at (40, 30) as blast")
         self.assertTrue(cell_json["added"])
         self.assertEqual(self.client.get(cell_json["crop"]).status_code, 200)
 
