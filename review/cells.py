@@ -117,10 +117,11 @@ class Conflict:
     label: str | None
     by: str | None
     at: str | None
+    where: str = ""  # "cell 3 of image #2"
 
     def to_dict(self) -> dict:
         return {"id": self.cell_id, "seen_version": self.seen_version, "version": self.version,
-                "label": self.label, "by": self.by, "at": self.at}
+                "label": self.label, "by": self.by, "at": self.at, "where": self.where}
 
 
 class StaleCells(CellReviewError):
@@ -134,7 +135,7 @@ class StaleCells(CellReviewError):
         now = display_name(first.label) if first.label else "its AI class"
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         super().__init__(
-            f"Not saved: cell {first.cell_id}{more} was changed on another page{who}{when} and is now {now}. "
+            f"Not saved: {first.where or f'cell {first.cell_id}'}{more} was changed on another page{who}{when} and is now {now}. "
             "Reload the gallery to see the newest decisions, then try again."
         )
 
@@ -228,13 +229,15 @@ def reclassify_cells(
             raise CellReviewError(f"Cell(s) {sorted(missing)} are not cells of this case; reload the page.")
         conflicts = []
         for cell_id, seen_version in seen.items():
-            newest = _newest(cells[cell_id])
+            cell = cells[cell_id]
+            newest = _newest(cell)
             version = newest.version if newest else 0
             if version != seen_version:
                 conflicts.append(Conflict(
                     cell_id, seen_version, version, newest.label if newest else None,
                     person_name(newest.reviewer) if newest else None,
                     timezone.localtime(newest.created_at).strftime("%H:%M:%S") if newest else None,
+                    where=f"cell {cell.index} of image #{cell.analysis.image.position}",
                 ))
         if conflicts:
             raise StaleCells(conflicts)

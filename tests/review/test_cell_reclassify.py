@@ -102,7 +102,7 @@ class ReclassifyTests(BaseTestCase):
         response = self.change([self.cells[0], self.cells[2]], "blast", versions=[0, 0])
         self.assertEqual(response.status_code, 409)
         data = response.json()
-        self.assertIn("was changed on another page", data["error"])
+        self.assertIn("Not saved: cell 1 of image #1 was changed on another page by patty@lab-a.org", data["error"])
         self.assertIn("Neutrophil", data["error"])
         self.assertIn("Reload", data["error"])
         self.assertEqual(data["conflicts"][0]["id"], self.cells[0].pk)
