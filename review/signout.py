@@ -37,7 +37,13 @@ from django.utils import timezone
 from accounts.services import credentials_of
 from diagnostics import access, audit
 from diagnostics.models import AuditEvent, Case, CaseStatus
-from diagnostics.services.case_record import SignedResult, case_figures, person_name, signed_result
+from diagnostics.services.case_record import (
+    SignedResult,
+    build_case_record,
+    case_figures,
+    person_name,
+    signed_result,
+)
 from marrowfind import dispatch, textlimits
 from review import services as review_service
 from review.models import BAllSubtype, Diagnosis, SignOut
@@ -214,9 +220,13 @@ def sign_out_case(case: Case, user, request, *, interpretation: Interpretation, 
             if item.analysis is not None
         }
         progress = review_service.review_progress(items)
-        summary = case_figures(locked)
+        record = build_case_record(locked)
+        # Once cells are reviewed, the blast % and the WHO flag are the reviewed differential's
+        # (record.blast_source); the class of every cell, as signed, goes with them.
+        summary = case_figures(locked, record)
         summary.pop("signed_result", None)  # the earlier version's; each version keeps its own
         summary.pop("result_source", None)
+        summary["cell_labels"] = {str(cell.cell_id): cell.label or "" for cell in record.cells}
         summary["reviewed_distribution"] = progress.distribution
         summary["failed_images"] = progress.failed
         amendment_reason = _pending_amendment_reason(locked) if version > 1 else ""

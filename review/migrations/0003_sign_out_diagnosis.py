@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('diagnostics', '0005_cells_and_scope'),
-        ('review', '0001_initial'),
+        ('review', '0002_cell_review'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
