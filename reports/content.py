@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from diagnostics.models import Case, ImageStatus, ModelVersion, Specimen
-from diagnostics.services.case_record import case_figures, person_name, signed_result
+from diagnostics.services.case_record import Differential, case_figures, person_name, signed_result
 from diagnostics.services.models import is_demo_version
 from ml.labels import display_name
 from reports.models import ReportStatus
@@ -124,6 +124,9 @@ class ReportContent:
     diagnosis: dict[str, str] | None = None
     # What this version changed against the one it amends: [{"what", "before", "after"}].
     changes: list[dict[str, str]] = field(default_factory=list)
+    # The cell differential, per cell type with cells: [{"name", "count", "percent", "ai"}] (reviewed counts
+    # once any cell was decided on, summary["blast_source"] == "reviewed"; else the AI's).
+    differential: list[dict[str, Any]] = field(default_factory=list)
     digest: str = field(default="", init=False)
 
     @property
@@ -162,6 +165,7 @@ class ReportContent:
             "signed_at": self.signed_at.isoformat() if self.signed_at else None,
             "diagnosis": self.diagnosis,
             "changes": self.changes,
+            "differential": self.differential,
             "amendment_reason": self.amendment_reason,
             "generated_at": self.generated_at.isoformat(),
             "summary": {key: self.summary.get(key) for key in summary_keys},
@@ -223,6 +227,26 @@ def model_info(version: ModelVersion) -> ModelInfo:
         metrics=headline,
         per_class=per_class,
     )
+
+
+def _differential_of(value: Any) -> Differential | None:
+    if not isinstance(value, dict) or not isinstance(value.get("counts"), dict):
+        return None
+    return Differential(counts={str(k): int(v) for k, v in value["counts"].items()},
+                        unidentified=int(value.get("unidentified") or 0))
+
+
+def differential_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cell types with cells in the (reviewed) differential or the AI's, in ``CELL_TYPES`` order."""
+    reviewed, ai = _differential_of(summary.get("differential")), _differential_of(summary.get("ai_differential"))
+    if reviewed is None:
+        return []
+    ai_counts = ai.counts if ai is not None else {}
+    return [
+        {"name": row["name"], "count": row["count"], "percent": row["percent"], "ai": ai_counts.get(row["label"], 0)}
+        for row in reviewed.rows()
+        if row["count"] or ai_counts.get(row["label"], 0)
+    ]
 
 
 def _signed_snapshot(case: Case, version: int) -> SignOut | None:
@@ -347,6 +371,7 @@ def collect_report_content(
         demo=demo,
         diagnosis=diagnosis,
         changes=changes,
+        differential=differential_rows(summary),
     )
     content.compute_digest()
     return content, items

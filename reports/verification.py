@@ -78,7 +78,7 @@ def verified_figures(verification: Verification) -> VerifiedFigures | None:
         per_class=[(display_name(name), n) for name, n in signed.per_class.items()],
         cells=[("White cells", figures.get("wbc")), ("Red cells", figures.get("rbc")),
                ("Platelets", figures.get("platelet")), ("Blasts", signed.blasts)],
-        differential=[(display_name(name), n) for name, n in signed.differential.items()],
+        differential=[(display_name(name), n) for name, n in signed.differential.items() if n],
     )
 
 

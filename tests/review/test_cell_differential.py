@@ -16,8 +16,8 @@ from tests.base import BaseTestCase
 from tests.review.cell_helpers import add_cells, reclassify
 from tests.review.helpers import (
     activate_totp,
-    login_with_totp,
     make_analysed_case,
+    post_sign_out,
     review_all,
 )
 
@@ -141,8 +141,8 @@ class SignedBlastsFromReviewedCellsTests(BaseTestCase):
 
     def sign(self):
         review_all(self.case, self.pathologist)
-        login_with_totp(self.client, self.pathologist, self.secret)
-        response = self.client.post(reverse("case_sign_out", args=[self.case.pk]), {"action": "sign_out", "confirm": "on"})
+        self.client.force_login(self.pathologist)
+        response = post_sign_out(self.client, self.case, self.secret)  # with a fresh TOTP code (step-up)
         self.assertEqual(response.status_code, 302)
         return SignOut.objects.get(case=self.case)
 
