@@ -73,7 +73,7 @@ class CompactUNet(nn.Module):
 
 def to_input(rgb: np.ndarray) -> torch.Tensor:
     """An RGB uint8 H×W×3 field as the net's 1×3×224×224 normalised input."""
-    t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0).unsqueeze(0)
+    t = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0).unsqueeze(0)
     if t.shape[-2:] != (INPUT_SIDE, INPUT_SIDE):
         t = F.interpolate(t, size=(INPUT_SIDE, INPUT_SIDE), mode="bilinear", align_corners=False, antialias=True)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
@@ -91,6 +91,23 @@ def predict_wbc_probability(model: CompactUNet, rgb: np.ndarray) -> np.ndarray:
     if logits.shape[-2:] != (h, w):
         logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
     return torch.sigmoid(logits)[0, 0].float().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class WbcMask:
+    """A loaded white-cell mask model with the threshold its card chose (what the pipeline holds)."""
+
+    model: CompactUNet
+    threshold: float
+    card: dict
+
+    def probability(self, rgb: np.ndarray) -> np.ndarray:
+        return predict_wbc_probability(self.model, rgb)
+
+
+def load_wbc_mask_model(path: str | Path) -> WbcMask:
+    model, card = load_wbc_mask(path)
+    return WbcMask(model=model, threshold=float(card.get("threshold", 0.5)), card=card)
 
 
 # --------------------------------------------------------------------------- training
@@ -172,7 +189,7 @@ def train_wbc_mask(
             loss.backward()
             optimiser.step()
             schedule.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
             seen += len(idx)
         row = {"epoch": epoch, "train_loss": round(total / seen, 4), "seconds": round(time.perf_counter() - start, 1)}
         if val is not None:
@@ -219,3 +236,110 @@ def load_wbc_mask(path: str | Path) -> tuple[CompactUNet, dict]:
 
 def config_dict(config: MaskTrainConfig) -> dict:
     return asdict(config)
+
+
+# --------------------------------------------------------------------------- the Taleqani weak labels
+
+
+def taleqani_samples(data: Path, part: str, seed: int = 0) -> list:
+    """``all4class`` samples of one part (train / val / test / trainval) of the project's contiguous split."""
+    from ml.datasets import scan_imagefolder, split_dataset
+
+    split = split_dataset(scan_imagefolder(Path(data) / "all4class", verify=False), "contiguous", seed=seed)
+    return split.train + split.val if part == "trainval" else split.part(part)
+
+
+@dataclass(frozen=True)
+class MaskPairs:
+    images: np.ndarray  # N×224×224×3 uint8
+    masks: np.ndarray  # N×224×224 bool, the reference white-cell mask
+    counts: np.ndarray  # N, the reference white-cell count
+    excluded: int  # images left out: the reference is (nearly) empty
+
+
+def load_mask_pairs(data: Path, part: str, *, every: int = 1, min_reference_fraction: float = 0.005) -> MaskPairs:
+    """Fields of ``all4class`` and their reference masks from ``all4class_segmented`` (every ``every``-th image)."""
+    from PIL import Image
+
+    from ml.segment import white_cells_from_masked_view
+
+    images, masks, counts, excluded = [], [], [], 0
+    for sample in taleqani_samples(data, part)[:: max(1, every)]:
+        with Image.open(Path(data) / "all4class_segmented" / sample.relpath) as view:
+            ref_mask, ref_labels = white_cells_from_masked_view(np.asarray(view.convert("RGB")))
+        if ref_mask.mean() < min_reference_fraction:
+            excluded += 1
+            continue
+        with Image.open(sample.path) as field:
+            rgb = np.asarray(field.convert("RGB").resize((INPUT_SIDE, INPUT_SIDE)))
+        if ref_mask.shape != (INPUT_SIDE, INPUT_SIDE):
+            ref_mask = np.asarray(Image.fromarray(ref_mask).resize((INPUT_SIDE, INPUT_SIDE), Image.NEAREST))
+        images.append(rgb)
+        masks.append(ref_mask)
+        counts.append(int(ref_labels.max()))
+    if not images:
+        raise ValueError(f"no all4class {part} image with a usable segmented view under {data}")
+    return MaskPairs(np.stack(images), np.stack(masks), np.asarray(counts), excluded)
+
+
+def count_figures(probabilities: Sequence[np.ndarray], pairs: MaskPairs, threshold: float) -> dict:
+    """Pooled Dice and count error of learned masks cut at ``threshold`` against the reference."""
+    from ml.segment import white_cells_from_probability
+
+    inter = total = 0
+    predicted = []
+    for prob, ref in zip(probabilities, pairs.masks):
+        mask, labels = white_cells_from_probability(prob, threshold)
+        inter += int((mask & ref).sum())
+        total += int(mask.sum()) + int(ref.sum())
+        predicted.append(int(labels.max()))
+    pred = np.asarray(predicted, float)
+    err = np.abs(pred - pairs.counts)
+    return {
+        "threshold": threshold,
+        "images": len(pred),
+        "dice": round(2 * inter / max(1, total), 4),
+        "count_rel_err": round(float(err.sum() / max(1, pairs.counts.sum())), 4),
+        "count_bias": round(float((pred - pairs.counts).sum() / max(1, pairs.counts.sum())), 4),
+        "count_mae": round(float(err.mean()), 3),
+    }
+
+
+def train_from_taleqani(
+    data: Path,
+    out: Path,
+    config: MaskTrainConfig = MaskTrainConfig(),
+    *,
+    every: int = 1,
+    thresholds: Sequence[float] = (0.4, 0.5, 0.6, 0.7),
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Train on the contiguous split's train part, pick the threshold with the lowest
+    validation count error, and write the checkpoint with its card. Returns the card."""
+    say = progress or (lambda _msg: None)
+    train = load_mask_pairs(data, "train", every=every)
+    val = load_mask_pairs(data, "val")
+    say(f"training on {len(train.images)} all4class fields ({train.excluded} left out: empty reference), "
+        f"validating on {len(val.images)}")
+    model, history = train_wbc_mask(train.images, train.masks, config, val=(val.images, val.masks),
+                                    on_epoch=lambda row: say(str(row)))
+    probabilities = [predict_wbc_probability(model, rgb) for rgb in val.images]
+    by_threshold = [count_figures(probabilities, val, t) for t in thresholds]
+    best = min(by_threshold, key=lambda row: (row["count_rel_err"], -row["dice"]))
+    card = {
+        "task": "wbc-mask",
+        "arch": f"compact-unet-{config.width}",
+        "trained_on": "all4class (contiguous split, train part) against all4class_segmented "
+                      "(ml.segment.white_cells_from_masked_view): weak labels, the data set's own thresholding",
+        "train_images": int(len(train.images)),
+        "train_excluded_empty_reference": int(train.excluded),
+        "every": int(every),
+        "config": config_dict(config),
+        "history": history,
+        "threshold": best["threshold"],
+        "val": best,
+        "val_by_threshold": by_threshold,
+        "demo": False,
+    }
+    save_wbc_mask(model, out, card)
+    return card
