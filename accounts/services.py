@@ -19,7 +19,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
 from django.urls import reverse
+from django.utils import timezone
 
+from accounts.models import Profile
 from diagnostics import access, audit
 from diagnostics.models import AuditEvent, Lab, Membership, Role
 
@@ -127,3 +129,28 @@ def change_role(*, lab: Lab, membership: Membership, role: str, changed_by) -> M
         role=role,
     )
     return membership
+
+
+# --- the profile: how a member is named on what they sign ----------------------------
+
+
+def credentials_of(user) -> str:
+    """The credentials printed after the user's name ("MD, FRCPath"); "" when none are set."""
+    return Profile.objects.filter(user=user).values_list("credentials", flat=True).first() or ""
+
+
+def update_profile(user, *, first_name: str, last_name: str, credentials: str):
+    """Set the full name and credentials a member signs with (written to the audit trail)."""
+    first_name, last_name, credentials = first_name.strip(), last_name.strip(), " ".join(credentials.split())
+    with transaction.atomic():
+        before = (user.first_name, user.last_name, credentials_of(user))
+        user.first_name, user.last_name = first_name, last_name
+        user.save(update_fields=["first_name", "last_name"])
+        profile, _ = Profile.objects.get_or_create(user=user)
+        profile.credentials = credentials
+        profile.updated_at = timezone.now()
+        profile.save(update_fields=["credentials", "updated_at"])
+        if before != (first_name, last_name, credentials):
+            audit.record(AuditEvent.Verb.OTHER, actor=user, obj=profile, action="profile_changed",
+                         name=f"{first_name} {last_name}".strip(), credentials=credentials)
+    return profile

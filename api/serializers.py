@@ -22,8 +22,10 @@ from diagnostics.models import (
     SlideImage,
     Specimen,
 )
+from diagnostics.services.case_record import ImageRow
 from marrowfind import textlimits
 from marrowfind.middleware import unstorable_reason
+from review.models import BAllSubtype, Diagnosis
 from review.services import ImageReviewItem
 
 # --------------------------------------------------------------------------- errors
@@ -280,13 +282,55 @@ class ProgressSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
-class SummarySerializer(serializers.Serializer):
-    """Case-level results (``review.services.case_figures``)."""
+class SignedLabelSerializer(serializers.Serializer):
+    position = serializers.IntegerField()
+    label = serializers.CharField(help_text="The signed label.")
+    ai_label = serializers.CharField(help_text="The model's label of the same image.")
+    comment = serializers.CharField(allow_blank=True, help_text="The reviewer's comment, as signed.")
 
+
+class SignedResultSerializer(serializers.Serializer):
+    """The newest signed version: once a case is signed out, this is the result."""
+
+    version = serializers.IntegerField()
+    signed_at = serializers.DateTimeField()
+    signed_by = serializers.CharField(help_text="The signer's name as printed on the report.")
+    signer_credentials = serializers.CharField(allow_blank=True, help_text='e.g. "MD, FRCPath".')
+    diagnosis = serializers.ChoiceField(choices=Diagnosis.choices, allow_null=True,
+                                        help_text="The interpretation; null on versions signed before it was asked for.")
+    diagnosis_label = serializers.CharField(allow_null=True)
+    diagnosis_subtype = serializers.ChoiceField(choices=BAllSubtype.choices, allow_null=True,
+                                                help_text="With consistent_with_b_all only.")
+    diagnosis_subtype_label = serializers.CharField(allow_null=True)
+    further_studies = serializers.CharField(allow_blank=True, help_text="With suspicious only.")
+    comment = serializers.CharField(allow_blank=True, help_text="The pathologist's free-text comment.")
+    diagnosis_text = serializers.CharField(allow_blank=True, help_text='One line, e.g. "Consistent with B-ALL (Pro-B)".')
+    per_class = serializers.DictField(child=serializers.IntegerField(), help_text="Images per signed label.")
+    labels = serializers.DictField(child=SignedLabelSerializer(), help_text="Image id -> its signed label.")
+    cells = serializers.IntegerField(allow_null=True)
+    wbc = serializers.IntegerField(allow_null=True)
+    rbc = serializers.IntegerField(allow_null=True)
+    platelet = serializers.IntegerField(allow_null=True)
+    blasts = serializers.IntegerField(allow_null=True, help_text="null: not determined.")
+    blast_wbc = serializers.IntegerField(allow_null=True)
+    blast_fraction = serializers.FloatField(allow_null=True)
+    blast_percent = serializers.FloatField(allow_null=True, help_text="The signed blast %.")
+    who_flag = serializers.BooleanField()
+    differential = serializers.DictField(child=serializers.IntegerField(), help_text="Cells per type, when signed with one.")
+
+
+class SummarySerializer(serializers.Serializer):
+    """Case-level results (``diagnostics.services.case_record.case_figures``). Once the case is
+    signed out, ``signed`` is the result and ``result`` is "signed"; the other figures are the
+    AI's (the models' labels and counts), beside it."""
+
+    result = serializers.ChoiceField(choices=[("signed", "signed"), ("ai", "ai")],
+                                     help_text='"signed" once a version is signed (then `signed` is the result), else "ai".')
+    signed = SignedResultSerializer(allow_null=True, help_text="The newest signed version; null before sign-out.")
     images = serializers.IntegerField()
     analysed = serializers.IntegerField()
     failed = serializers.IntegerField()
-    per_class = serializers.DictField(child=serializers.IntegerField(), help_text="Images per predicted class.")
+    per_class = serializers.DictField(child=serializers.IntegerField(), help_text="Images per AI (model) label.")
     binary = serializers.DictField(child=serializers.IntegerField(), help_text='Images per "ALL"/"normal".')
     low_confidence = serializers.IntegerField()
     cells = serializers.IntegerField()
@@ -307,6 +351,7 @@ def summary_payload(figures: dict[str, Any]) -> dict[str, Any]:
     """Exactly the documented keys. A summary stored by an older pipeline may
     lack a key: a count then reads 0 and a mapping {}, never a wrong type."""
     payload: dict[str, Any] = {}
+    figures = {**figures, "result": figures.get("result_source") or "ai", "signed": figures.get("signed_result")}
     for name, field in SummarySerializer().fields.items():
         value = figures.get(name)
         if value is None and not field.allow_null:
@@ -417,10 +462,16 @@ class ImageResultSerializer(serializers.Serializer):
         allow_null=True,
         help_text="The newest review's label, else the model's label; null before analysis.",
     )
+    ai_label = serializers.CharField(allow_null=True, help_text="The model's label; null before analysis.")
+    signed_label = serializers.CharField(
+        allow_null=True,
+        help_text="The label in the newest signed version (the result once signed out); null before sign-out.",
+    )
     files = ImageFilesSerializer()
 
 
-def image_result(item: ImageReviewItem, request) -> dict[str, Any]:
+def image_result(item: ImageReviewItem, request, record_row: ImageRow | None = None) -> dict[str, Any]:
+    """One image; ``record_row`` (its row of the case record) gives the signed label."""
     image, analysis, review = item.image, item.analysis, item.latest_review
 
     def file_url(kind: str, present: bool) -> str | None:
@@ -452,6 +503,8 @@ def image_result(item: ImageReviewItem, request) -> dict[str, Any]:
             else None
         ),
         "current_label": item.current_label,
+        "ai_label": item.ai_label,
+        "signed_label": record_row.signed_label if record_row is not None else None,
         "files": {
             "original": file_url("original", bool(image.file)),
             "cam": file_url("cam", analysis is not None and bool(analysis.cam_overlay)),

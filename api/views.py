@@ -45,7 +45,7 @@ from diagnostics import access, audit
 from diagnostics.models import AuditEvent, Case, CaseStatus, ModelVersion
 from diagnostics.services import cases as case_service
 from diagnostics.services import upload as upload_service
-from diagnostics.services.case_record import case_figures
+from diagnostics.services.case_record import build_case_record, case_figures
 from diagnostics.views import protected_media
 from reports import services as report_service
 from reports.models import Report, ReportStatus
@@ -360,7 +360,8 @@ class CaseImagesView(ApiView):
     def get(self, request, pk: int):
         case = self.get_case()
         items = self.paginate_queryset(review_service.review_items(case))
-        return self.get_paginated_response([s.image_result(item, request) for item in items])
+        rows = {row.image_id: row for row in build_case_record(case).images}
+        return self.get_paginated_response([s.image_result(item, request, rows.get(item.image.pk)) for item in items])
 
     @extend_schema(
         operation_id="cases_images_upload",
@@ -412,7 +413,9 @@ class ImageDetailView(ApiView):
         tags=["images"],
     )
     def get(self, request, pk: int, image_pk: int):
-        return Response(s.image_result(_image_item(request, pk, image_pk), request))
+        item = _image_item(request, pk, image_pk)
+        row = next((r for r in build_case_record(item.image.case).images if r.image_id == item.image.pk), None)
+        return Response(s.image_result(item, request, row))
 
 
 class BinaryRenderer(BaseRenderer):
@@ -477,7 +480,8 @@ class CaseProgressView(ApiView):
 
 
 class CaseSummaryView(ApiView):
-    """Case-level results: images per class, cell counts, blasts where determined, and the WHO flag."""
+    """Case-level results: the signed result once signed out (`signed`: diagnosis, signed labels and blast %),
+    and beside it the AI's: images per class, cell counts, blasts where determined, and the WHO flag."""
 
     serializer_class = s.SummarySerializer
 

@@ -55,6 +55,9 @@ def _counts(image: ImageFacts) -> str:
 
 
 def _review_state(image: ImageFacts) -> str:
+    if image.signed_label:
+        changed = "" if image.signed_label == image.label else f" (the AI's was {image.label_display})"
+        return f"Its signed label is {display_name(image.signed_label)}{changed}."
     if not image.reviewed:
         return "It has not been reviewed yet."
     who = f" by {image.reviewer}" if image.reviewer else ""
@@ -203,7 +206,7 @@ def failed(facts: CaseFacts) -> str:
     return f"{len(facts.failed)} image(s) of case {facts.accession} could not be analysed: {details} [F]."
 
 
-def blast_line(facts: CaseFacts) -> str:
+def _ai_blast_line(facts: CaseFacts) -> str:
     s = facts.summary
     if s.get("blasts") is None:
         return "Blasts were not determined (no cell-level blast model ran), so there is no blast percentage."
@@ -211,8 +214,22 @@ def blast_line(facts: CaseFacts) -> str:
     return f"{s['blasts']} blast(s) among {wbc} white cells: {_pct(s.get('blast_fraction'))}."
 
 
+def blast_line(facts: CaseFacts) -> str:
+    """The signed blast figure once signed out, with the AI's beside it; else the AI's."""
+    signed = facts.signed
+    if signed is None:
+        return _ai_blast_line(facts)
+    if signed.blasts is None:
+        head = f"Signed (version {signed.version}): blasts not determined."
+    else:
+        head = f"Signed (version {signed.version}): {signed.blasts} blast(s) among {signed.blast_wbc} white cells: {_pct(signed.blast_fraction)}."
+    return f"{head} AI estimate: {_ai_blast_line(facts)}"
+
+
 def who_flag(facts: CaseFacts, kb: KnowledgeBase) -> AnswerParts:
-    s = facts.summary
+    s = dict(facts.summary)
+    if facts.signed is not None:  # the signed figures decide the flag once signed out
+        s.update(who_flag=facts.signed.who_flag, blast_fraction=facts.signed.blast_fraction)
     threshold = round(100 * float(s.get("who_threshold", settings.WHO_BLAST_THRESHOLD)))
     if s.get("who_flag"):
         head = f"Yes: the WHO flag is raised for case {facts.accession}."
@@ -257,10 +274,20 @@ def image_total(facts: CaseFacts) -> str:
     )
 
 
+def _labels_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{display_name(k)} {v}" for k, v in counts.items()) or "none"
+
+
 def distribution(facts: CaseFacts) -> str:
     ai = facts.summary.get("per_class") or {}
-    ai_text = ", ".join(f"{display_name(k)} {v}" for k, v in ai.items()) or "none"
-    current = ", ".join(f"{display_name(k)} {v}" for k, v in facts.distribution.items()) or "none"
+    ai_text = _labels_text(ai)
+    current = _labels_text(facts.distribution)
+    if facts.signed is not None:
+        return (
+            f"Case {facts.accession}, images per signed label (version {facts.signed.version}): "
+            f"{_labels_text(facts.signed.per_class)}. Images per AI label (the model's, before review): {ai_text} [F]."
+            + _demo_note(facts)
+        )
     return (
         f"Case {facts.accession}, images per AI label: {ai_text}. After review (the reviewer's label where there is "
         f"one; Unidentified = low confidence and not yet labelled): {current} [F]." + _demo_note(facts)
@@ -275,15 +302,41 @@ def model(facts: CaseFacts) -> str:
     return f"The images of case {facts.accession} were labelled by: {', '.join(names)} [F].{demo}"
 
 
+def diagnosis(facts: CaseFacts) -> str:
+    """The signed interpretation, with the signed figures and the AI's beside them."""
+    signed = facts.signed
+    if signed is None:
+        return (
+            f"Case {facts.accession} has not been signed out, so it has no diagnosis yet: only a pathologist's "
+            f"signature gives one. The AI labels so far (not a diagnosis): {_labels_text(facts.summary.get('per_class') or {})} [F]."
+            + _demo_note(facts)
+        )
+    when = signed.signed_at.strftime("%Y-%m-%d %H:%M") if signed.signed_at else "?"
+    dx = signed.diagnosis_text or "no structured interpretation was recorded with this version"
+    text = f"Case {facts.accession} was signed out (version {signed.version}) by {signed.signer_line} on {when}: {dx}."
+    if signed.comment:
+        text += f" Comment: “{signed.comment}”."
+    text += f" Signed labels: {_labels_text(signed.per_class)}. {blast_line(facts)}"
+    if facts.status.lower() != "signed out":
+        text += f" An amendment is open; version {signed.version} stays in force until the next signature."
+    return text + " [F]" + _demo_note(facts)
+
+
 def summary(facts: CaseFacts) -> str:
     s = facts.summary
-    flag = "raised" if s.get("who_flag") else ("not assessed" if s.get("blast_fraction") is None else "not raised")
     ai = ", ".join(f"{display_name(k)} {v}" for k, v in (s.get("per_class") or {}).items()) or "none"
+    cells = (f"Cells counted: {s.get('cells', 0)} ({s.get('wbc', 0)} white, {s.get('rbc', 0)} red, "
+             f"{s.get('platelet', 0)} platelets).")
+    if facts.signed is not None:  # the signed result leads; the AI's follows, marked as the AI's
+        return (
+            diagnosis(facts).removesuffix(_demo_note(facts)).removesuffix(" [F]")
+            + f" Beside it, the AI (the models, before review): labels {ai}. {cells} [F]." + _demo_note(facts)
+        )
+    flag = "raised" if s.get("who_flag") else ("not assessed" if s.get("blast_fraction") is None else "not raised")
     return (
         f"Case {facts.accession} ({facts.specimen}, {facts.stain}) is {facts.status.lower()}. "
         f"{len(facts.images)} image(s): {len(facts.analysed)} analysed, {len(facts.failed)} failed. "
-        f"AI labels: {ai}. Cells counted: {s.get('cells', 0)} ({s.get('wbc', 0)} white, {s.get('rbc', 0)} red, "
-        f"{s.get('platelet', 0)} platelets). {blast_line(facts)} WHO flag: {flag}. "
+        f"AI labels: {ai}. {cells} {blast_line(facts)} WHO flag: {flag}. "
         f"Reviewed: {facts.reviewed} of {len(facts.analysed)} [F]." + _demo_note(facts)
     )
 
@@ -309,6 +362,7 @@ def case_answer(facts: CaseFacts, parsed: ParsedQuestion, kb: KnowledgeBase) -> 
         Intent.IMAGE_TOTAL: image_total,
         Intent.DISTRIBUTION: distribution,
         Intent.MODEL: model,
+        Intent.DIAGNOSIS: diagnosis,
     }
     return simple.get(parsed.intent, summary)(facts), []
 

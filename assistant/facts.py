@@ -2,7 +2,8 @@
 takes numbers from.
 
 Built on the review area's ``review_items`` (newest analysis and reviews per
-image) and ``case_figures`` (the pipeline's case summary), so the assistant
+image) and the case record (``build_case_record`` / ``case_figures``: the AI's
+figures, and once signed out the signed result, which leads), so the assistant
 says exactly what the case page shows. A language model, when one is
 configured, receives :meth:`CaseFacts.for_llm`: the counts and labels, never
 the patient pseudonym, the clinical note or the accession number.
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from diagnostics.models import Case, ImageStatus
-from diagnostics.services.case_record import case_figures, person_name
+from diagnostics.services.case_record import SignedResult, build_case_record, case_figures, person_name
 from diagnostics.services.models import is_demo_version
 from ml.labels import display_name
 from review import services as review_service
@@ -38,6 +39,7 @@ class ImageFacts:
     review_label: str | None
     reviewer: str | None
     overridden: bool
+    signed_label: str | None  # the label in the newest signed version; None before sign-out
     cam_overlay_url: str | None
     segmentation_overlay_url: str | None
     model_name: str | None
@@ -59,6 +61,7 @@ class ImageFacts:
             "ai_probabilities": {name: round(p, 3) for name, p in self.probabilities},
             "low_confidence": self.low_confidence,
             "reviewer_label": self.review_label,
+            "signed_label": self.signed_label,
             "cell_counts": self.counts,
             "blasts": self.blasts,
             "has_gradcam_overlay": self.cam_overlay_url is not None,
@@ -77,6 +80,7 @@ class CaseFacts:
     reviewed: int
     unidentified: int
     distribution: dict[str, int] = field(default_factory=dict)  # current (reviewed or AI) label -> images
+    signed: SignedResult | None = None  # the newest signed version: once signed out, the result
 
     def image(self, position: int) -> ImageFacts | None:
         return next((image for image in self.images if image.position == position), None)
@@ -113,6 +117,15 @@ class CaseFacts:
             "reviewed_images": self.reviewed,
             "unreviewed_images": [image.position for image in self.unreviewed],
             "images": [image.for_llm() for image in self.images],
+            # The signed result (the category and figures, never the free-text comment).
+            "signed_result": None if self.signed is None else {
+                "version": self.signed.version,
+                "diagnosis": self.signed.diagnosis_text or None,
+                "signed_labels_per_class": self.signed.per_class,
+                "blasts": self.signed.blasts,
+                "blast_fraction": self.signed.blast_fraction,
+                "who_flag": self.signed.who_flag,
+            },
         }
 
 
@@ -120,6 +133,8 @@ def case_facts(case: Case) -> CaseFacts:
     """Every number the assistant may state about ``case`` (a few queries, whatever its size)."""
     items = review_service.review_items(case)
     progress = review_service.review_progress(items)
+    record = build_case_record(case)
+    signed_labels = {row.image_id: row.signed_label for row in record.images}
     images = []
     for item in items:
         analysis = item.analysis
@@ -147,6 +162,7 @@ def case_facts(case: Case) -> CaseFacts:
                 review_label=latest.label if latest else None,
                 reviewer=person_name(latest.reviewer) if latest else None,
                 overridden=item.overridden,
+                signed_label=signed_labels.get(item.image.pk),
                 cam_overlay_url=analysis.cam_overlay.url if analysis and analysis.cam_overlay else None,
                 segmentation_overlay_url=(
                     analysis.segmentation_overlay.url if analysis and analysis.segmentation_overlay else None
@@ -162,8 +178,9 @@ def case_facts(case: Case) -> CaseFacts:
         stain=case.stain,
         status=case.get_status_display(),
         images=images,
-        summary=case_figures(case),
+        summary=case_figures(case, record),
         reviewed=progress.reviewed,
         unidentified=progress.unidentified,
         distribution=dict(progress.distribution),
+        signed=record.signed_result,
     )

@@ -30,6 +30,7 @@ class Intent(str, Enum):
     DISTRIBUTION = "distribution"
     MODEL = "model"
     SUMMARY = "summary"
+    DIAGNOSIS = "diagnosis"  # the signed interpretation and result
     DOMAIN = "domain"  # not about a case: the knowledge base answers
 
 
@@ -80,6 +81,15 @@ _SUMMARY = re.compile(
     r"results?\s+(?:of|for)\s+(?:this|the)\s+case|how\s+is\s+(?:this|the)\s+case)\b",
     re.IGNORECASE,
 )
+# "what is the diagnosis", "was this case signed out", "the signed result": about this case's signature.
+_DIAGNOSIS = re.compile(
+    r"\b(?:(?:the|this|its|case'?s|signed|final)\s+(?:signed\s+)?(?:diagnosis|interpretation|conclusion)|"
+    r"signed\s+(?:result|labels?|figures?|out\s+as)|what\s+was\s+signed|(?:was|is|has)\s+(?:this|the|it)\s+"
+    r"(?:case\s+)?(?:been\s+)?signed(?:\s+out)?|sign-?out\s+result|who\s+signed)\b",
+    re.IGNORECASE,
+)
+# "what is the diagnosis of ALL based on": a question about diagnosing in general.
+_DIAGNOSIS_IN_GENERAL = re.compile(r"\bdiagnos(?:is|e|ing)\s+(?:of|for)\b|\bcriteria\b", re.IGNORECASE)
 _HOW_MANY = re.compile(r"\bhow\s+many\b|\bnumber\s+of\b|\bcount\b|\btotal\b", re.IGNORECASE)
 # A question about the world, not this case: "how many blasts are needed for a diagnosis".
 _DOMAIN_SIGNAL = re.compile(
@@ -153,6 +163,8 @@ def parse(question: str) -> ParsedQuestion:
         return result(Intent.WHO_FLAG)
     if domain_phrasing:
         return result(Intent.DOMAIN)
+    if _DIAGNOSIS.search(text) and not _DIAGNOSIS_IN_GENERAL.search(text):
+        return result(Intent.DIAGNOSIS)
     if _SUMMARY.search(text):
         return result(Intent.SUMMARY)
     if _BLAST_PERCENT.search(text):

@@ -115,20 +115,27 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def timed_segment(image_path: Path, params: SegmentParams) -> tuple[SegmentationResult, float, float]:
+def timed_segment(image_path: Path, params: SegmentParams, wbc_mask=None) -> tuple[SegmentationResult, float, float]:
     """Segment one image file; ``(result, wall seconds, CPU seconds)`` of the segmentation
-    alone (decoding the file is not timed, so both data sets are timed alike)."""
+    alone (decoding the file is not timed, so both data sets are timed alike).
+    ``wbc_mask``: ``(model, threshold)`` of a learned white-cell mask (ml.wbcmask), timed with it."""
     rgb = load_rgb(image_path)
     t0, c0 = time.perf_counter(), time.process_time()
-    result = segment(rgb, params)
+    if wbc_mask is None:
+        result = segment(rgb, params)
+    else:
+        from ml.wbcmask import predict_wbc_probability
+
+        model, threshold = wbc_mask
+        result = segment(rgb, params, wbc_probability=predict_wbc_probability(model, rgb), wbc_threshold=threshold)
     return result, time.perf_counter() - t0, time.process_time() - c0
 
 
-def run_cbc(pairs, params: SegmentParams, progress: bool) -> dict:
+def run_cbc(pairs, params: SegmentParams, progress: bool, wbc_mask=None) -> dict:
     rows = []
     for image_path, xml_path in tqdm(pairs, desc="cbc", disable=not progress, file=sys.stderr):
         truth = voc_counts(xml_path)
-        result, seconds, cpu = timed_segment(image_path, params)
+        result, seconds, cpu = timed_segment(image_path, params, wbc_mask)
         rows.append({"file": image_path.name, "truth": truth, "pred": result.counts, "s": seconds, "cpu": cpu})
         tqdm.write(
             f"{image_path.name} wbc {result.counts['wbc']}/{truth['wbc']} rbc {result.counts['rbc']}/{truth['rbc']}"
@@ -189,24 +196,16 @@ def run_mbm(pairs, params: SegmentParams, progress: bool) -> dict:
     return out
 
 
-def taleqani_samples(data: Path, part: str, seed: int = 0) -> list:
-    """all4class samples of one part of the project's contiguous split (the training scripts' split)."""
-    from ml.datasets import scan_imagefolder, split_dataset
-
-    split = split_dataset(scan_imagefolder(data / "all4class", verify=False), "contiguous", seed=seed)
-    if part == "trainval":
-        return split.train + split.val
-    return split.part(part)
-
-
 def run_taleqani(data: Path, part: str, params: SegmentParams, progress: bool, limit: int = 0,
-                 min_reference_fraction: float = 0.005) -> dict:
+                 min_reference_fraction: float = 0.005, wbc_mask=None) -> dict:
     """White cells on dense all4class fields against the data set's own segmented view.
 
     Images whose reference mask covers under ``min_reference_fraction`` of the frame
     are left out and counted (the authors' thresholding blacked out whole pale slides,
     mostly Pro-B; see DATA.md): there the reference says nothing.
     """
+    from ml.wbcmask import taleqani_samples
+
     samples = taleqani_samples(data, part)
     samples = samples[:limit] if limit else samples
     rows, excluded = [], 0
@@ -215,7 +214,7 @@ def run_taleqani(data: Path, part: str, params: SegmentParams, progress: bool, l
         if ref_mask.mean() < min_reference_fraction:
             excluded += 1
             continue
-        result, _, cpu = timed_segment(sample.path, params)
+        result, _, cpu = timed_segment(sample.path, params, wbc_mask)
         wbc = np.isin(result.labels, [c.index for c in result.cells if c.kind == "wbc"])
         rows.append({"ref": int(ref_labels.max()), "pred": result.counts["wbc"], "inter": int((wbc & ref_mask).sum()),
                      "pred_px": int(wbc.sum()), "ref_px": int(ref_mask.sum()), "cpu": cpu, "label": sample.label})
@@ -257,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mbm-subset", choices=("all", "tuning", "heldout"), default="all")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N images of each set")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="SegmentParams overrides")
+    parser.add_argument("--wbc-mask", type=Path, default=None, metavar="MASK.pt",
+                        help="also score cbc and taleqani with this learned white-cell mask (python -m ml "
+                             "train-wbc-mask), printed beside the colour rules' figures with the prefix wbcmask_")
     parser.add_argument("--quiet", action="store_true", help="no progress bar nor per-image lines")
     args = parser.parse_args(argv)
 
@@ -266,12 +268,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     overrides = parse_overrides(args.set)
     report: dict = {"overrides": overrides}
+    wbc_mask = None
+    if args.wbc_mask:
+        from ml.wbcmask import load_wbc_mask
+
+        model, card = load_wbc_mask(args.wbc_mask)
+        wbc_mask = (model, float(card.get("threshold", 0.5)))
+        report["wbcmask_model"] = {"path": str(args.wbc_mask), "threshold": wbc_mask[1], "val": card.get("val")}
 
     if args.what in ("all", "both", "cbc"):
         pairs = cbc_pairs(data, args.split)
         pairs = pairs[: args.limit] if args.limit else pairs
         report["cbc_split"] = "+".join(args.split)
         report.update(run_cbc(pairs, replace(SegmentParams(mode="smear"), **overrides), not args.quiet))
+        if wbc_mask:
+            learned = run_cbc(pairs, replace(SegmentParams(mode="smear"), **overrides), not args.quiet, wbc_mask)
+            report.update({f"wbcmask_{key}": value for key, value in learned.items()})
     if args.what in ("all", "both", "mbm"):
         pairs = mbm_pairs(data)
         if args.mbm_subset != "all":
@@ -284,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("all", "taleqani"):
         report.update(run_taleqani(data, args.taleqani_part, replace(SegmentParams(mode="smear"), **overrides),
                                    not args.quiet, limit=args.limit))
+        if wbc_mask:
+            learned = run_taleqani(data, args.taleqani_part, replace(SegmentParams(mode="smear"), **overrides),
+                                   not args.quiet, limit=args.limit, wbc_mask=wbc_mask)
+            report.update({f"wbcmask_{key}": value for key, value in learned.items()})
         report["taleqani_definitions"] = (
             "all4class contiguous split part vs all4class_segmented; rel_err = sum|pred-ref|/sum ref; "
             "dice pooled over pixels of all images; images with an empty reference left out")

@@ -144,6 +144,26 @@ def get(task: str = ModelTask.IMAGE, *, fallback_version_id: int | None = None) 
     return cache.get(task, fallback_version_id=fallback_version_id)
 
 
+_wbc_masks: dict[tuple[str, float], Any] = {}
+_wbc_lock = threading.Lock()
+
+
+def wbc_mask():
+    """The learned white-cell mask of ``settings.WBC_MASK_MODEL`` (loaded once per process and file
+    version), or None when it is not set. A file that is not a mask checkpoint raises ValueError."""
+    path = settings.WBC_MASK_MODEL
+    if path is None:
+        return None
+    from ml.wbcmask import load_wbc_mask_model
+
+    key = (str(path), path.stat().st_mtime)
+    with _wbc_lock:
+        if key not in _wbc_masks:
+            _wbc_masks.clear()
+            _wbc_masks[key] = load_wbc_mask_model(path)
+        return _wbc_masks[key]
+
+
 @dataclass(frozen=True)
 class Active:
     """The active models as ``ml.analysis`` takes them, and their registry rows."""
@@ -167,6 +187,7 @@ def active_models(*, image: bool = True, fallback_version_id: int | None = None)
         segment_params=SegmentParams(pixels_per_micron=settings.PIXELS_PER_MICRON),
         low_confidence=settings.LOW_CONFIDENCE_THRESHOLD,
         max_pixels=settings.MAX_IMAGE_PIXELS,
+        wbc_mask=wbc_mask(),
     )
     return Active(
         models=models,

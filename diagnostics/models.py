@@ -272,6 +272,8 @@ class AuditEvent(models.Model):
         CASE_READY = "case_ready", "Case ready for review"
         REVIEWED = "reviewed", "Label confirmed"
         RELABELLED = "relabelled", "Label overridden"
+        CELL_RECLASSIFIED = "cell_reclassified", "Cell reclassified"
+        CELL_ADDED = "cell_added", "Missed cell added"
         SIGNED_OUT = "signed_out", "Case signed out"
         AMENDED = "amended", "Case amended"
         REPORT_CREATED = "report_created", "Report created"

@@ -31,7 +31,7 @@ from diagnostics.http import send_protected_file
 from diagnostics.models import Analysis, Case, CaseStatus
 from diagnostics.services import cases as case_service
 from diagnostics.services import upload as upload_service
-from diagnostics.services.case_record import case_figures
+from diagnostics.services.case_record import build_case_record, case_figures
 
 MAX_MESSAGES_PER_UPLOAD = 20  # the full list is on the case page; the flash messages show the first ones
 
@@ -96,19 +96,23 @@ def case_add_images(request: HttpRequest, pk: int) -> HttpResponse:
 def case_context(request: HttpRequest, case: Case) -> dict:
     """Everything the case page and its partials need (the review pages extend it)."""
     progress = case_service.case_progress(case)
-    summary = case_figures(case)
+    record = build_case_record(case)
+    summary = case_figures(case, record)
     images = case.images.prefetch_related(
         Prefetch("analyses", queryset=Analysis.objects.select_related("model_version").order_by("-created_at"))
     ).order_by("position")
+    record_rows = {row.image_id: row for row in record.images}
     rows = []
     for image in images:
         analyses = list(image.analyses.all())
-        rows.append({"image": image, "analysis": analyses[0] if analyses else None, "stage": case_service.image_stage(image)})
+        rows.append({"image": image, "analysis": analyses[0] if analyses else None, "stage": case_service.image_stage(image),
+                     "record": record_rows.get(image.pk)})
     return {
         "case": case,
         "progress": progress,
         "stages": case_service.stage_rows(progress),
         "summary": summary,
+        "signed": record.signed_result,  # the signed version is the result; the AI's sits beside it
         "image_rows": rows,
         "batches": case.batches.select_related("uploaded_by").order_by("created_at"),
         "can_upload": can_upload(request.user, case.lab) and case.status != CaseStatus.SIGNED_OUT,

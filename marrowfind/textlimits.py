@@ -14,6 +14,9 @@ from django.utils.deconstruct import deconstructible
 CLINICAL_NOTE_CHARS = 5_000
 REVIEW_COMMENT_CHARS = 2_000
 AMENDMENT_REASON_CHARS = 2_000
+DIAGNOSIS_COMMENT_CHARS = 4_000
+FURTHER_STUDIES_CHARS = 200
+CREDENTIALS_CHARS = 120
 ACCESSION_NUMBER_CHARS = 64
 PSEUDONYM_CHARS = 64
 STAIN_CHARS = 64
@@ -44,3 +47,6 @@ class TextLimit:
 clinical_note = TextLimit("The clinical note", CLINICAL_NOTE_CHARS)
 review_comment = TextLimit("The comment", REVIEW_COMMENT_CHARS)
 amendment_reason = TextLimit("The reason", AMENDMENT_REASON_CHARS)
+diagnosis_comment = TextLimit("The diagnostic comment", DIAGNOSIS_COMMENT_CHARS)
+further_studies = TextLimit("The further studies", FURTHER_STUDIES_CHARS)
+credentials = TextLimit("The credentials", CREDENTIALS_CHARS)

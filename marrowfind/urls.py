@@ -1,9 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views import activate_totp
+
 # Each app keeps its own urlpatterns; every URL is the same as before the split into apps.
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # allauth's TOTP activation, returning to the page that sent the user (accounts.views): before allauth's URLs.
+    path("accounts/2fa/totp/activate/", activate_totp, name="mfa_activate_totp"),
     path("accounts/", include("allauth.urls")),
     path("", include("review.urls")),
     path("", include("diagnostics.urls")),

@@ -45,6 +45,7 @@ class ActiveModels:
     segment_params: SegmentParams = field(default_factory=SegmentParams)
     low_confidence: float = DEFAULT_LOW_CONFIDENCE  # for the cell calls (the Predictor has its own)
     max_pixels: int | None = None  # decoding limit (None = ml.imageio's default)
+    wbc_mask: Any = None  # ml.wbcmask.WbcMask: white cells from the learned mask; None = the colour rules
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,11 @@ def analyse_cells_of(rgb: np.ndarray, models: ActiveModels, *, timer: StageTimer
     timer = timer or StageTimer()
     cells = None
     with timer("segmentation"):
-        segmentation = segment(rgb, models.segment_params)
+        if models.wbc_mask is not None and models.segment_params.mode == "smear":
+            segmentation = segment(rgb, models.segment_params, wbc_probability=models.wbc_mask.probability(rgb),
+                                   wbc_threshold=models.wbc_mask.threshold)
+        else:
+            segmentation = segment(rgb, models.segment_params)
         if models.cells is not None and segmentation.mode == "smear":
             if is_cell_type_model(models.cells):
                 cells = analyse_cells(rgb, segmentation, models.cells, models.low_confidence)

@@ -109,6 +109,7 @@ class Cell:
     circularity: float  # 4πA/P², 1 for a disc
     blast_probability: float | None = None
     is_blast: bool | None = None
+    source: str = "colour"  # what found it: "colour" (the colour rules) or "learned-mask" (ml.wbcmask)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -676,8 +677,53 @@ def _segment_tissue(rgb: np.ndarray, p: SegmentParams, px_per_um: float) -> tupl
 # public API
 
 
-def segment(image: np.ndarray, params: SegmentParams = SegmentParams()) -> SegmentationResult:
+LEARNED_MASK = "learned-mask"
+
+
+def white_cells_from_probability(probability: np.ndarray, threshold: float = 0.5, *,
+                                 min_area_frac: float = 120 / 224**2) -> tuple[np.ndarray, np.ndarray]:
+    """White-cell mask and instance labels from a per-pixel white-cell probability
+    (a learned mask, :mod:`ml.wbcmask`): thresholded, holes filled, specks removed,
+    then the same split as the reference (:func:`split_white_cells`)."""
+    if probability.ndim != 2:
+        raise ValueError(f"expected an H×W probability map, got shape {probability.shape}")
+    side = min(probability.shape)
+    mask = ndi.binary_fill_holes(probability >= threshold)
+    mask = _remove_small_objects(mask, max(1, int(min_area_frac * side * side)))
+    return mask, split_white_cells(mask)
+
+
+def _replace_white_cells(work_labels: np.ndarray, kinds: dict[int, str], wbc_labels: np.ndarray,
+                         min_kept_fraction: float = 0.5) -> tuple[np.ndarray, dict[int, str]]:
+    """The colour rules' regions with their white cells replaced by ``wbc_labels`` (same shape).
+
+    Red cells and platelets under a learned white cell lose those pixels, and go
+    when less than ``min_kept_fraction`` of them is left."""
+    labels = work_labels.copy()
+    kinds = dict(kinds)
+    covered = wbc_labels > 0
+    areas = np.bincount(labels.ravel(), minlength=max(kinds, default=0) + 1)
+    kept = np.bincount(labels[~covered].ravel(), minlength=len(areas))
+    for lab, kind in list(kinds.items()):
+        if kind == "wbc" or kept[lab] < min_kept_fraction * max(1, areas[lab]):
+            labels[labels == lab] = 0
+            del kinds[lab]
+    labels[covered] = 0
+    offset = int(max(kinds, default=0))
+    labels[covered] = wbc_labels[covered] + offset
+    for lab in np.unique(wbc_labels[covered]):
+        kinds[int(lab) + offset] = "wbc"
+    return labels, kinds
+
+
+def segment(image: np.ndarray, params: SegmentParams = SegmentParams(), *,
+            wbc_probability: np.ndarray | None = None, wbc_threshold: float = 0.5) -> SegmentationResult:
     """Segment and count the cells of one RGB image (see the module doc for the method).
+
+    ``wbc_probability`` (H×W in [0, 1], e.g. :func:`ml.wbcmask.predict_wbc_probability`)
+    replaces the colour rules' white cells in smear mode: the map, cut at
+    ``wbc_threshold``, is split into cells by :func:`white_cells_from_probability`;
+    red cells and platelets still come from the colour rules.
 
     ``result.blasts`` is always None here: telling a blast from a normal white cell
     needs a cell-level model, see :func:`classify_blasts`.
@@ -692,6 +738,16 @@ def segment(image: np.ndarray, params: SegmentParams = SegmentParams()) -> Segme
     if px_per_um is not None and px_per_um <= 0:
         raise ValueError("pixels_per_micron must be positive")
     empty_counts = {TISSUE_KIND: 0} if params.mode == "tissue" else {k: 0 for k in SMEAR_KINDS}
+    if px_per_um is None and wbc_probability is not None and params.mode == "smear":
+        # No red cell to measure the scale by (a dense blast field): the learned mask alone.
+        _, wbc_labels = white_cells_from_probability(wbc_probability.astype(np.float32), wbc_threshold)
+        kinds = {int(lab): "wbc" for lab in np.unique(wbc_labels) if lab}
+        cells, labels = _cells_from_labels(wbc_labels, kinds, (h, w), None, None)
+        cells = [replace(cell, source=LEARNED_MASK) for cell in cells]
+        counts = dict(empty_counts)
+        counts["wbc"] = len(cells)
+        return SegmentationResult(cells=cells, labels=labels, counts=counts, blasts=None, mode="smear",
+                                  pixels_per_micron=None, scale_estimated=True)
     if px_per_um is None:  # nothing stained to measure: an empty field
         return SegmentationResult(
             cells=[], labels=np.zeros((h, w), np.int32), counts=empty_counts, blasts=None,
@@ -708,10 +764,20 @@ def segment(image: np.ndarray, params: SegmentParams = SegmentParams()) -> Segme
     nucleus_work = None
     if params.mode == "smear":
         work_labels, kinds, nucleus_work = _segment_smear(work, params, work_px_per_um)
+        if wbc_probability is not None:
+            if wbc_probability.shape != (h, w):
+                raise ValueError(f"wbc_probability has shape {wbc_probability.shape}, the image {(h, w)}")
+            work_probability = cv2.resize(wbc_probability.astype(np.float32), (work.shape[1], work.shape[0]),
+                                          interpolation=cv2.INTER_LINEAR)
+            wbc_mask, wbc_labels = white_cells_from_probability(work_probability, wbc_threshold)
+            work_labels, kinds = _replace_white_cells(work_labels, kinds, wbc_labels)
+            nucleus_work = nucleus_work & wbc_mask
     else:
         work_labels, kinds = _segment_tissue(work, params, work_px_per_um)
 
     cells, labels = _cells_from_labels(work_labels, kinds, (h, w), px_per_um, nucleus_work)
+    if wbc_probability is not None and params.mode == "smear":
+        cells = [replace(cell, source=LEARNED_MASK) if cell.kind == "wbc" else cell for cell in cells]
     counts = dict(empty_counts)
     for cell in cells:
         counts[cell.kind] = counts.get(cell.kind, 0) + 1
@@ -787,10 +853,19 @@ def white_cells_from_masked_view(masked: np.ndarray, *, level: int = 60, min_are
     mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, k) > 0
     mask = ndi.binary_fill_holes(mask)
     mask = _remove_small_objects(mask, max(1, int(min_area_frac * side * side)))
+    return mask, split_white_cells(mask, split_distance_frac=split_distance_frac, split_depth_frac=split_depth_frac)
+
+
+def split_white_cells(mask: np.ndarray, *, split_distance_frac: float = 7 / 224,
+                      split_depth_frac: float = 5 / 224) -> np.ndarray:
+    """Instance labels (int32 H×W) of a white-cell mask: a watershed on the distance
+    transform, one seed per peak at least ``split_distance_frac`` of the image side
+    apart and ``split_depth_frac`` deep. The reference split of
+    :func:`white_cells_from_masked_view` and of a learned mask (:mod:`ml.wbcmask`)."""
+    side = min(mask.shape[:2])
     dist = ndi.distance_transform_edt(mask)
     peaks = peak_local_max(dist, min_distance=max(1, round(split_distance_frac * side)),
                            threshold_abs=split_depth_frac * side, labels=measure.label(mask), exclude_border=False)
     markers = np.zeros(mask.shape, np.int32)
     markers[peaks[:, 0], peaks[:, 1]] = np.arange(1, len(peaks) + 1)
-    labels = watershed(-dist, markers, mask=mask).astype(np.int32)
-    return mask, labels
+    return watershed(-dist, markers, mask=mask).astype(np.int32)

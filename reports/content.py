@@ -15,12 +15,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from diagnostics.models import Case, ImageStatus, ModelVersion, Specimen
-from diagnostics.services.case_record import case_figures, person_name
+from diagnostics.services.case_record import Differential, case_figures, person_name, signed_result
 from diagnostics.services.models import is_demo_version
 from ml.labels import display_name
 from reports.models import ReportStatus
 from review import services as review_service
 from review.models import SignOut
+from review.signout import amendment_changes
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class ReportRow:
     low_confidence: bool
     review_label: str | None  # display name
     reviewer: str | None
+    comment: str  # the reviewer's comment on this image (as signed, for a final report)
     overridden: bool
     wbc: int
     rbc: int
@@ -107,6 +109,7 @@ class ReportContent:
     version: int
     status: str  # ReportStatus value
     signed_by: str | None
+    signer_credentials: str
     signed_at: datetime | None
     created_by: str | None
     amendment_reason: str
@@ -116,7 +119,20 @@ class ReportContent:
     rows: list[ReportRow]
     models: list[ModelInfo]
     demo: bool
+    # The signed interpretation ({"text", "label", "subtype", "further_studies", "comment"}); None on a draft
+    # and on a version signed before interpretations were asked for.
+    diagnosis: dict[str, str] | None = None
+    # What this version changed against the one it amends: [{"what", "before", "after"}].
+    changes: list[dict[str, str]] = field(default_factory=list)
+    # The cell differential, per cell type with cells: [{"name", "count", "percent", "ai"}] (reviewed counts
+    # once any cell was decided on, summary["blast_source"] == "reviewed"; else the AI's).
+    differential: list[dict[str, Any]] = field(default_factory=list)
     digest: str = field(default="", init=False)
+
+    @property
+    def signer_line(self) -> str:
+        """The signer as printed: "Jane Doe, MD, FRCPath"."""
+        return ", ".join(part for part in (self.signed_by, self.signer_credentials) if part)
 
     @property
     def status_label(self) -> str:
@@ -145,7 +161,11 @@ class ReportContent:
             "version": self.version,
             "status": self.status,
             "signed_by": self.signed_by,
+            "signer_credentials": self.signer_credentials,
             "signed_at": self.signed_at.isoformat() if self.signed_at else None,
+            "diagnosis": self.diagnosis,
+            "changes": self.changes,
+            "differential": self.differential,
             "amendment_reason": self.amendment_reason,
             "generated_at": self.generated_at.isoformat(),
             "summary": {key: self.summary.get(key) for key in summary_keys},
@@ -209,6 +229,26 @@ def model_info(version: ModelVersion) -> ModelInfo:
     )
 
 
+def _differential_of(value: Any) -> Differential | None:
+    if not isinstance(value, dict) or not isinstance(value.get("counts"), dict):
+        return None
+    return Differential(counts={str(k): int(v) for k, v in value["counts"].items()},
+                        unidentified=int(value.get("unidentified") or 0))
+
+
+def differential_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cell types with cells in the (reviewed) differential or the AI's, in ``CELL_TYPES`` order."""
+    reviewed, ai = _differential_of(summary.get("differential")), _differential_of(summary.get("ai_differential"))
+    if reviewed is None:
+        return []
+    ai_counts = ai.counts if ai is not None else {}
+    return [
+        {"name": row["name"], "count": row["count"], "percent": row["percent"], "ai": ai_counts.get(row["label"], 0)}
+        for row in reviewed.rows()
+        if row["count"] or ai_counts.get(row["label"], 0)
+    ]
+
+
 def _signed_snapshot(case: Case, version: int) -> SignOut | None:
     return SignOut.objects.filter(case=case, version=version).select_related("signed_by").first()
 
@@ -233,9 +273,19 @@ def collect_report_content(
     snapshot = _signed_snapshot(case, version) if status != ReportStatus.DRAFT else None
     signed_labels: dict[str, dict] = snapshot.labels if snapshot else {}
     summary = dict(snapshot.summary) if snapshot and snapshot.summary else case_figures(case)
+    signed = signed_result(snapshot)
+    signer_name, signer_credentials = person_name(signed_by), ""
+    diagnosis, changes = None, []
     if snapshot is not None:
         signed_by = signed_by or snapshot.signed_by
         signed_at = signed_at or snapshot.signed_at
+        signer_name, signer_credentials = signed.signer, signed.signer_credentials  # as at the signature
+        if signed.diagnosis:
+            diagnosis = {"text": signed.diagnosis_text, "label": signed.diagnosis_label,
+                         "subtype": signed.subtype_label, "further_studies": signed.further_studies,
+                         "comment": signed.comment}
+        changes = [{"what": c.what, "before": c.before, "after": c.after}
+                   for c in amendment_changes(case, version, label_name=display_name)]
 
     rows: list[ReportRow] = []
     ai_counts: dict[str, int] = {}
@@ -253,14 +303,17 @@ def collect_report_content(
                 if name not in class_order:
                     class_order.append(name)
         signed = signed_labels.get(str(image.pk))
-        if signed is not None:
-            review_label, reviewer = signed.get("label"), signed.get("reviewer")
+        signed_row = signed_labels.get(str(image.pk))
+        if signed_row is not None:
+            review_label, reviewer = signed_row.get("label"), signed_row.get("reviewer")
+            comment = signed_row.get("comment", item.latest_review.comment if item.latest_review else "")
         elif item.latest_review is not None:
             reviewer_user = item.latest_review.reviewer
             review_label = item.latest_review.label
             reviewer = person_name(reviewer_user)
+            comment = item.latest_review.comment
         else:
-            review_label, reviewer = None, None
+            review_label, reviewer, comment = None, None, ""
         counts = (analysis.cell_counts or {}) if analysis else {}
         row = ReportRow(
             position=image.position,
@@ -273,6 +326,7 @@ def collect_report_content(
             low_confidence=bool(analysis and analysis.low_confidence),
             review_label=display_name(review_label) if review_label else None,
             reviewer=reviewer,
+            comment=comment or "",
             overridden=bool(analysis and review_label and review_label != analysis.label),
             wbc=int(counts.get("wbc", 0)),
             rbc=int(counts.get("rbc", 0)),
@@ -304,7 +358,8 @@ def collect_report_content(
         received=case.created_at,
         version=version,
         status=status,
-        signed_by=person_name(signed_by),
+        signed_by=signer_name,
+        signer_credentials=signer_credentials,
         signed_at=signed_at,
         created_by=person_name(created_by),
         amendment_reason=snapshot.amendment_reason if snapshot else "",
@@ -314,6 +369,9 @@ def collect_report_content(
         rows=rows,
         models=[model_info(m) for m in sorted(models.values(), key=lambda m: (m.task != "image", m.name))],
         demo=demo,
+        diagnosis=diagnosis,
+        changes=changes,
+        differential=differential_rows(summary),
     )
     content.compute_digest()
     return content, items

@@ -1,4 +1,11 @@
-"""Checking a report: the code in its QR, or the SHA-256 of an uploaded PDF."""
+"""Checking a report: the code in its QR, or the SHA-256 of an uploaded PDF.
+
+What the verify page states of an authentic signed report is what the holder
+needs to check the paper against: accession number, version and status, when
+and by whom it was signed, the diagnosis category, the blast % and the
+differential, all read from the signed version (``review.SignOut``) the
+report was made from, the very figures its PDF prints. Never a patient
+identifier, and never the free-text comments (they may name the patient)."""
 
 from __future__ import annotations
 
@@ -11,8 +18,11 @@ from enum import Enum
 
 from django.db.models import QuerySet
 
+from diagnostics.services.case_record import SignedResult, signed_result
+from ml.labels import display_name
 from reports.models import Report, ReportStatus
 from reports.rendering import CODE_LENGTH
+from review.models import SignOut
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +47,39 @@ class Verification:
     @property
     def authentic(self) -> bool:
         return self.state in (VerifyState.CURRENT, VerifyState.SUPERSEDED)
+
+
+@dataclass(frozen=True)
+class VerifiedFigures:
+    """The signed result of an authentic report, as the verify page shows it."""
+
+    signed: SignedResult
+    per_class: list[tuple[str, int]]  # (display name, images) per signed label
+    cells: list[tuple[str, int | None]]  # (what, count): WBC, RBC, platelets, blasts
+    differential: list[tuple[str, int]]  # (cell type, cells), when the signed figures carry one
+
+    @property
+    def blast_percent(self) -> float | None:
+        return self.signed.blast_percent
+
+
+def verified_figures(verification: Verification) -> VerifiedFigures | None:
+    """The signed figures behind an authentic report (None for a draft or an unknown code)."""
+    report = verification.report
+    if not verification.authentic or report is None:
+        return None
+    sign_out = SignOut.objects.filter(case_id=report.case_id, version=report.version).select_related("signed_by").first()
+    signed = signed_result(sign_out)
+    if signed is None:
+        return None
+    figures = signed.figures
+    return VerifiedFigures(
+        signed=signed,
+        per_class=[(display_name(name), n) for name, n in signed.per_class.items()],
+        cells=[("White cells", figures.get("wbc")), ("Red cells", figures.get("rbc")),
+               ("Platelets", figures.get("platelet")), ("Blasts", signed.blasts)],
+        differential=[(display_name(name), n) for name, n in signed.differential.items() if n],
+    )
 
 
 def _verdict(report: Report | None) -> Verification:

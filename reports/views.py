@@ -13,8 +13,10 @@ A draft is rendered by a worker on the ``cpu`` queue, never in the web process:
 otherwise answers with its status, which polls ``report_draft_status`` until
 the PDF is ready or has failed with a reason.
 * ``verify_report`` and ``verify_upload``: public (a report is scanned by people
-  without an account). They state authenticity and status and show no patient
-  data beyond the accession number. The upload is limited in size
+  without an account). They state authenticity and status and, for an authentic
+  signed report, what its paper must show (signer, diagnosis category, blast %,
+  differential: ``reports.verification.verified_figures``); no patient data
+  beyond the accession number, and no free-text comment. The upload is limited in size
   (``MAX_VERIFY_UPLOAD_BYTES``) and in rate per client address.
 """
 
@@ -128,6 +130,7 @@ def _verify_context(verification: report_verification.Verification, **extra) -> 
             accession=report.case.accession_number,
             lab_name=report.case.lab.name,
             newer_version=verification.newer.version if verification.newer else None,
+            figures=report_verification.verified_figures(verification),
         )
     return context
 

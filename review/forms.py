@@ -7,6 +7,7 @@ from django import forms
 
 from diagnostics.models import CaseStatus, Specimen
 from marrowfind import textlimits
+from review.models import BAllSubtype, Diagnosis
 from review.services import WorklistQuery
 
 SCOPES = [("awaiting", "Awaiting review"), ("mine", "Assigned to me"), ("all", "All cases")]
@@ -57,16 +58,58 @@ class ReviewForm(forms.Form):
         self.fields["label"].choices = [(name, name) for name in class_names]
 
 
-class SignOutForm(forms.Form):
-    confirm = forms.BooleanField(
-        label="I have reviewed every image of this case and sign out the labels shown.", required=True
+def totp_code_field() -> forms.CharField:
+    """The fresh authenticator code entered with a signature (review.stepup checks it)."""
+    return forms.CharField(
+        label="Authenticator code",
+        max_length=10,
+        help_text="The 6-digit code your authenticator app shows now. The code you logged in with does not count.",
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code", "pattern": "[0-9 ]*",
+                                      "size": 8}),
     )
+
+
+class SignOutForm(forms.Form):
+    """The signature: the interpretation, an optional comment, the confirmation and a fresh TOTP code."""
+
+    diagnosis = forms.ChoiceField(label="Interpretation", choices=Diagnosis.choices, widget=forms.RadioSelect)
+    diagnosis_subtype = forms.ChoiceField(
+        label="B-ALL subtype", required=False, choices=[("", "—"), *BAllSubtype.choices],
+        help_text="With “consistent with B-ALL” only.",
+    )
+    further_studies = forms.CharField(
+        label="Further studies advised", required=False, max_length=textlimits.FURTHER_STUDIES_CHARS,
+        validators=[textlimits.further_studies], help_text="With “suspicious” only, e.g. flow cytometric immunophenotyping.",
+    )
+    diagnosis_comment = forms.CharField(
+        label="Comment", required=False, validators=[textlimits.diagnosis_comment],
+        widget=forms.Textarea(attrs={"rows": 3}), help_text="Printed on the report under the interpretation.",
+    )
+    confirm = forms.BooleanField(
+        label="I have reviewed every image of this case and sign out the labels and the interpretation shown.",
+        required=True,
+    )
+    code = totp_code_field()
+
+    def clean(self):
+        data = super().clean()
+        diagnosis = data.get("diagnosis")
+        if diagnosis == Diagnosis.B_ALL and not data.get("diagnosis_subtype"):
+            self.add_error("diagnosis_subtype", "Choose the B-ALL subtype (or “subtype not specified”).")
+        if diagnosis and diagnosis != Diagnosis.B_ALL:
+            data["diagnosis_subtype"] = ""
+        if diagnosis == Diagnosis.SUSPICIOUS and not (data.get("further_studies") or "").strip():
+            self.add_error("further_studies", "Name the further studies advised (for example flow cytometry).")
+        if diagnosis and diagnosis != Diagnosis.SUSPICIOUS:
+            data["further_studies"] = ""
+        return data
 
 
 class AmendForm(forms.Form):
     reason = forms.CharField(
         label="Reason for the amendment", validators=[textlimits.amendment_reason], widget=forms.Textarea(attrs={"rows": 3})
     )
+    code = totp_code_field()
 
 
 class AssignForm(forms.Form):

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import (
     Count,
     Exists,
+    F,
     IntegerField,
     OuterRef,
     Prefetch,
@@ -38,7 +39,7 @@ from diagnostics.models import (
     ImageStatus,
     SlideImage,
 )
-from review.models import Review
+from review.models import Review, SignOut
 
 UNIDENTIFIED = "Unidentified"
 
@@ -329,6 +330,12 @@ def annotated_cases(user) -> QuerySet[Case]:
     return (
         access.cases_for(user)
         .select_related("lab", "assigned_to", "signed_out_by", "created_by")
+        # The newest signed version of each case (its result, once signed): one query per page.
+        .prefetch_related(Prefetch(
+            "sign_outs",
+            queryset=SignOut.objects.filter(version=F("case__sign_out_version")).select_related("signed_by"),
+            to_attr="newest_sign_outs",
+        ))
         .annotate(
             n_images=_per_case_count(SlideImage.objects.filter(case=OuterRef("pk"))),
             n_unreviewed=_per_case_count(_unreviewed_images()),
@@ -418,6 +425,14 @@ def describe_event(event: AuditEvent) -> str:
         if d.get("comment"):
             text += f" “{d['comment']}”"
         return text
+    if event.verb == verb.CELL_RECLASSIFIED:
+        ai = d.get("ai_label") or "none"
+        conf = f" {_percent(d.get('ai_confidence'))}" if d.get("ai_confidence") is not None else ""
+        return (f"{where} cell {d.get('cell', '?')}: {d.get('previous_label') or 'unclassified'} → {d.get('label', '')}"
+                f" (AI {ai}{conf}; version {d.get('version', '?')})")
+    if event.verb == verb.CELL_ADDED:
+        point = d.get("point") or ["?", "?"]
+        return f"{where}: missed cell {d.get('cell', '?')} added at ({point[0]}, {point[1]}) as {d.get('label', '')}"
     if event.verb == verb.ANALYSED:
         counts = d.get("counts") or {}
         blasts = d.get("blasts")

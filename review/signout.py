@@ -7,13 +7,19 @@ is refused unless:
 * the case is awaiting review (nothing still processing);
 * every analysed image has a review, and the "Unidentified" bucket (low
   confidence and not labelled by a person) is empty;
-* the signer has a TOTP authenticator (allauth MFA) and has passed it in the
-  current session: allauth records each authentication step in the session
-  (``get_authentication_records``); a record with method ``"mfa"`` is proof.
+* the signer has a TOTP authenticator (allauth MFA) and enters a fresh code
+  with the signature itself (step-up, ``review.stepup``): the code used to log
+  in does not count, and a code counts once;
+* the signature carries an interpretation (:class:`Interpretation`: no
+  evidence of ALL / consistent with B-ALL, with its subtype / suspicious,
+  with the further studies advised / insufficient for diagnosis) and may
+  carry a free-text comment.
 
-Signing writes a ``SignOut`` row (version n, the labels and summary at that
-moment) and never edits an earlier one. An amendment reopens the case for
-review; the next sign-out is version n+1, and the earlier version stays.
+Signing writes a ``SignOut`` row (version n: the labels with the reviewers'
+comments, the figures, the interpretation, the signer's name and credentials
+at that moment) and never edits an earlier one. An amendment (also behind a
+fresh code) reopens the case for review; the next sign-out is version n+1,
+the earlier version stays, and :func:`amendment_changes` says what changed.
 """
 
 from __future__ import annotations
@@ -28,12 +34,20 @@ from allauth.mfa.utils import is_mfa_enabled
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.services import credentials_of
 from diagnostics import access, audit
 from diagnostics.models import AuditEvent, Case, CaseStatus
-from diagnostics.services.case_record import case_figures, person_name
-from marrowfind import dispatch
+from diagnostics.services.case_record import (
+    SignedResult,
+    build_case_record,
+    case_figures,
+    person_name,
+    signed_result,
+)
+from marrowfind import dispatch, textlimits
 from review import services as review_service
-from review.models import SignOut
+from review.models import BAllSubtype, Diagnosis, SignOut
+from review.stepup import StepUpRefused, verify_step_up  # noqa: F401 (StepUpRefused: raised through here to the views)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +60,43 @@ class SignOutRefused(Exception):
 
 class AmendmentError(Exception):
     """An amendment that cannot be opened; the message is shown to the user."""
+
+
+class InterpretationError(ValueError):
+    """An interpretation that cannot be signed (a B-ALL without its subtype...); the message is shown."""
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    """What the pathologist concludes, signed with the labels."""
+
+    diagnosis: str  # a Diagnosis value
+    subtype: str = ""  # a BAllSubtype value, only with Diagnosis.B_ALL
+    further_studies: str = ""  # only with Diagnosis.SUSPICIOUS, and then required
+    comment: str = ""
+
+    def cleaned(self) -> Interpretation:
+        """The same interpretation, stripped and checked; raises :class:`InterpretationError`."""
+        diagnosis, subtype = (self.diagnosis or "").strip(), (self.subtype or "").strip()
+        studies, comment = (self.further_studies or "").strip(), (self.comment or "").strip()
+        if diagnosis not in Diagnosis.values:
+            raise InterpretationError("Choose the interpretation to sign.")
+        if diagnosis == Diagnosis.B_ALL:
+            if subtype not in BAllSubtype.values:
+                raise InterpretationError("Choose the B-ALL subtype (or \u201csubtype not specified\u201d).")
+        elif subtype:
+            raise InterpretationError("A subtype goes only with \u201cconsistent with B-ALL\u201d.")
+        if diagnosis == Diagnosis.SUSPICIOUS:
+            if not studies:
+                raise InterpretationError("Name the further studies advised (for example flow cytometry).")
+        else:
+            studies = ""
+        for limit, value in ((textlimits.further_studies, studies), (textlimits.diagnosis_comment, comment)):
+            try:
+                limit(value)
+            except Exception as exc:  # django ValidationError: one readable sentence
+                raise InterpretationError(" ".join(getattr(exc, "messages", [str(exc)]))) from None
+        return Interpretation(diagnosis, subtype, studies, comment)
 
 
 @dataclass(frozen=True)
@@ -67,8 +118,9 @@ def has_totp(user) -> bool:
     return is_mfa_enabled(user, [Authenticator.Type.TOTP])
 
 
-def sign_out_checks(case: Case, user, request, items: list | None = None) -> list[SignOutCheck]:
-    """Every condition of a sign-out, each with a message the page shows."""
+def sign_out_checks(case: Case, user, request=None, items: list | None = None) -> list[SignOutCheck]:
+    """Every condition of a sign-out, each with a message the page shows. The
+    fresh TOTP code is not a check: it is entered with the signature."""
     if items is None:
         items = review_service.review_items(case)
     progress = review_service.review_progress(items)
@@ -117,16 +169,6 @@ def sign_out_checks(case: Case, user, request, items: list | None = None) -> lis
             else "Activate two-factor authentication (an authenticator app) before signing out.",
         )
     )
-    passed = mfa_passed_at(request, user) if totp else None
-    checks.append(
-        SignOutCheck(
-            "mfa_passed",
-            passed is not None,
-            f"You passed two-factor authentication at {timezone.localtime(passed):%H:%M}."
-            if passed
-            else "Enter a code from your authenticator app to confirm it is you.",
-        )
-    )
     return checks
 
 
@@ -143,10 +185,16 @@ def _pending_amendment_reason(case: Case) -> str:
     return (event.detail or {}).get("reason", "") if event else ""
 
 
-def sign_out_case(case: Case, user, request) -> SignOut:
-    """Sign ``case`` out as ``user``, or raise ``SignOutRefused`` with the
-    failing checks. The checks run again under the case row lock, which
-    ``record_review`` also takes."""
+def sign_out_case(case: Case, user, request, *, interpretation: Interpretation, totp_code: str) -> SignOut:
+    """Sign ``case`` out as ``user`` with ``interpretation``, behind a fresh TOTP
+    code. Raises ``SignOutRefused`` (failing checks), ``InterpretationError`` or
+    ``StepUpRefused``; the code is only spent once the checks pass. The checks
+    run again under the case row lock, which ``record_review`` also takes."""
+    checks = sign_out_checks(case, user, request)
+    if not can_sign_out(checks):
+        raise SignOutRefused(checks)
+    interpretation = interpretation.cleaned()
+    stepped_up_at = verify_step_up(request, user, totp_code, action="sign_out", case=case)
     with transaction.atomic():
         locked = Case.objects.select_for_update().select_related("lab").get(pk=case.pk)
         items = review_service.review_items(locked)
@@ -165,13 +213,20 @@ def sign_out_case(case: Case, user, request) -> SignOut:
                 "low_confidence": item.analysis.low_confidence,
                 "review_id": item.latest_review.pk,
                 "reviewer": person_name(item.latest_review.reviewer),
+                "comment": item.latest_review.comment,
                 "model_version": item.analysis.model_version.sha256,
             }
             for item in items
             if item.analysis is not None
         }
         progress = review_service.review_progress(items)
-        summary = case_figures(locked)
+        record = build_case_record(locked)
+        # Once cells are reviewed, the blast % and the WHO flag are the reviewed differential's
+        # (record.blast_source); the class of every cell, as signed, goes with them.
+        summary = case_figures(locked, record)
+        summary.pop("signed_result", None)  # the earlier version's; each version keeps its own
+        summary.pop("result_source", None)
+        summary["cell_labels"] = {str(cell.cell_id): cell.label or "" for cell in record.cells}
         summary["reviewed_distribution"] = progress.distribution
         summary["failed_images"] = progress.failed
         amendment_reason = _pending_amendment_reason(locked) if version > 1 else ""
@@ -183,7 +238,13 @@ def sign_out_case(case: Case, user, request) -> SignOut:
             labels=labels,
             summary=summary,
             amendment_reason=amendment_reason,
-            mfa_authenticated_at=mfa_passed_at(request, user),
+            mfa_authenticated_at=stepped_up_at,
+            diagnosis=interpretation.diagnosis,
+            diagnosis_subtype=interpretation.subtype,
+            further_studies=interpretation.further_studies,
+            diagnosis_comment=interpretation.comment,
+            signer_name=person_name(user) or "",
+            signer_credentials=credentials_of(user),
         )
         Case.objects.filter(pk=locked.pk).update(
             status=CaseStatus.SIGNED_OUT,
@@ -205,6 +266,9 @@ def sign_out_case(case: Case, user, request) -> SignOut:
             overridden=progress.overridden,
             model_versions=[m.sha256 for m in models_used],
             amendment_reason=amendment_reason,
+            diagnosis=interpretation.diagnosis,
+            diagnosis_subtype=interpretation.subtype,
+            step_up_at=stepped_up_at.isoformat(),
         )
         case_id, user_id = locked.pk, user.pk
         transaction.on_commit(lambda: queue_final_report_for(case_id, user_id))
@@ -221,12 +285,20 @@ def queue_final_report_for(case_id: int, user_id: int) -> None:
     dispatch.render_final_report(case_id, user_id, version)
 
 
-def open_amendment(case: Case, user, reason: str) -> Case:
-    """Reopen a signed-out case for review. Its signed versions stay as they
-    are; the next sign-out becomes version n+1 and carries ``reason``."""
+def open_amendment(case: Case, user, reason: str, *, request, totp_code: str) -> Case:
+    """Reopen a signed-out case for review, behind a fresh TOTP code. Its signed
+    versions stay as they are; the next sign-out becomes version n+1 and carries
+    ``reason``. Raises ``AmendmentError`` or ``StepUpRefused``."""
     reason = reason.strip()
     if not reason:
         raise AmendmentError("Give the reason for the amendment.")
+    if not access.can_review(user, case.lab):
+        raise AmendmentError("Only a pathologist or lab admin of this lab can amend a case.")
+    if case.status != CaseStatus.SIGNED_OUT:
+        raise AmendmentError("Only a signed-out case can be amended.")
+    if not has_totp(user):
+        raise AmendmentError("Activate two-factor authentication (an authenticator app) before amending.")
+    stepped_up_at = verify_step_up(request, user, totp_code, action="amend", case=case)
     with transaction.atomic():
         locked = Case.objects.select_for_update().select_related("lab").get(pk=case.pk)
         if not access.can_review(user, locked.lab):
@@ -242,6 +314,7 @@ def open_amendment(case: Case, user, reason: str) -> Case:
             stage="opened",
             from_version=locked.sign_out_version,
             reason=reason,
+            step_up_at=stepped_up_at.isoformat(),
         )
     case.refresh_from_db()
     return case
@@ -249,3 +322,67 @@ def open_amendment(case: Case, user, reason: str) -> Case:
 
 def sign_out_history(case: Case):
     return SignOut.objects.filter(case=case).select_related("signed_by").order_by("-version")
+
+
+def previous_interpretation(case: Case) -> Interpretation | None:
+    """The interpretation of the newest signed version (the amendment form starts from it)."""
+    last = SignOut.objects.filter(case=case).order_by("-version").first()
+    if last is None or not last.diagnosis:
+        return None
+    return Interpretation(last.diagnosis, last.diagnosis_subtype, last.further_studies, last.diagnosis_comment)
+
+
+# --- what an amendment changed ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    what: str  # "Diagnosis", "Image #3 (smear-3.png)", "Blast %", "Images: Pro-B ALL"...
+    before: str
+    after: str
+
+
+def _percent_text(value: float | None) -> str:
+    return "not determined" if value is None else f"{value:.1f}%"
+
+
+def compare_versions(before: SignedResult, after: SignedResult, *, label_name=lambda name: name) -> list[Change]:
+    """What differs between two signed versions: the interpretation, each image's
+    label and comment, and the figures (blast %, WHO flag, images per label)."""
+    changes: list[Change] = []
+    if before.diagnosis_text != after.diagnosis_text:
+        changes.append(Change("Diagnosis", before.diagnosis_text or "none recorded", after.diagnosis_text or "none recorded"))
+    if before.comment != after.comment:
+        changes.append(Change("Diagnostic comment", before.comment or "none", after.comment or "none"))
+    keys = sorted(set(before.labels) | set(after.labels),
+                  key=lambda k: (after.labels.get(k) or before.labels.get(k) or {}).get("position", 0))
+    for key in keys:
+        old, new = before.labels.get(key) or {}, after.labels.get(key) or {}
+        row = new or old
+        where = f"Image #{row.get('position', '?')}" + (f" ({row['filename']})" if row.get("filename") else "")
+        if old.get("label") != new.get("label"):
+            changes.append(Change(f"{where}: label", label_name(old["label"]) if old.get("label") else "not signed",
+                                  label_name(new["label"]) if new.get("label") else "not signed"))
+        if (old.get("comment") or "") != (new.get("comment") or ""):
+            changes.append(Change(f"{where}: comment", old.get("comment") or "none", new.get("comment") or "none"))
+    if before.blast_percent != after.blast_percent:
+        changes.append(Change("Blast %", _percent_text(before.blast_percent), _percent_text(after.blast_percent)))
+    if before.who_flag != after.who_flag:
+        changes.append(Change("WHO flag", "flagged" if before.who_flag else "not flagged",
+                              "flagged" if after.who_flag else "not flagged"))
+    old_counts, new_counts = before.per_class, after.per_class
+    for name in [*new_counts, *(n for n in old_counts if n not in new_counts)]:
+        if old_counts.get(name, 0) != new_counts.get(name, 0):
+            changes.append(Change(f"Images: {label_name(name)}", str(old_counts.get(name, 0)), str(new_counts.get(name, 0))))
+    return changes
+
+
+def amendment_changes(case: Case, version: int, *, label_name=lambda name: name) -> list[Change]:
+    """What version ``version`` changed against version ``version - 1`` ([] for version 1)."""
+    if version < 2:
+        return []
+    rows = {row.version: row for row in
+            SignOut.objects.filter(case=case, version__in=[version - 1, version]).select_related("signed_by")}
+    if version - 1 not in rows or version not in rows:
+        return []
+    return compare_versions(signed_result(rows[version - 1]), signed_result(rows[version]), label_name=label_name)

@@ -21,10 +21,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.services import credentials_of
 from diagnostics import access
 from diagnostics.http import case_page_url, is_htmx
 from diagnostics.models import CaseStatus, Membership, Role
-from diagnostics.services.case_record import case_figures
+from diagnostics.services.case_record import case_figures, signed_result
 from review import services as review_service
 from review import signout as signout_service
 from review.forms import (
@@ -103,9 +104,14 @@ def worklist(request: HttpRequest) -> HttpResponse:
 
 
 def _attach_blast_percent(cases) -> None:
+    """Each row's AI blast % (the pipeline's case summary) and, once signed, the signed
+    result (``CaseRecord``'s :func:`signed_result` of the newest version): the row shows
+    the signed one first and the AI's beside it."""
     for case in cases:
         fraction = (case.summary or {}).get("blast_fraction")
         case.blast_percent = round(100 * fraction, 1) if isinstance(fraction, (int, float)) else None
+        newest = getattr(case, "newest_sign_outs", None)
+        case.signed = signed_result(newest[0]) if newest else None
 
 
 def _scope_url(request: HttpRequest, scope: str) -> str:
@@ -251,64 +257,76 @@ def case_assign(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def case_sign_out(request: HttpRequest, pk: int) -> HttpResponse:
-    """The sign-out checklist. A pathologist who has not passed two-factor in
-    this session enters an authenticator code here; allauth validates it
-    (rate-limited, single use) and records the authentication in the session,
-    which is what the sign-out check reads."""
-    from allauth.mfa.base.forms import ReauthenticateForm
-
+    """The sign-out page: the checklist, the interpretation, and the signature
+    itself behind a fresh authenticator code (``review.stepup``: the login code
+    does not count, a code counts once)."""
     case = access.get_case_or_404(request.user, pk)
     _require_reviewer(request.user, case)
-    items = review_service.review_items(case)
-    totp_form = None
-    sign_form = SignOutForm()
+    status = 200
     if request.method == "POST":
-        if request.POST.get("action") == "mfa":
-            totp_form = ReauthenticateForm(request.POST, user=request.user)
-            if totp_form.is_valid():
-                totp_form.save()
-                messages.success(request, "Two-factor authentication passed.")
-                return redirect("case_sign_out", pk=case.pk)
-        else:
-            sign_form = SignOutForm(request.POST)
-            if sign_form.is_valid():
-                try:
-                    sign_out = signout_service.sign_out_case(case, request.user, request)
-                except signout_service.SignOutRefused as exc:
-                    messages.error(request, f"Not signed out: {exc}")
-                else:
-                    verb = "signed out" if sign_out.version == 1 else f"amended (version {sign_out.version})"
-                    messages.success(request, f"Case {case.accession_number} {verb}.")
-                    return redirect("case_review", pk=case.pk)
+        sign_form = SignOutForm(request.POST)
+        if sign_form.is_valid():
+            data = sign_form.cleaned_data
+            interpretation = signout_service.Interpretation(
+                diagnosis=data["diagnosis"], subtype=data["diagnosis_subtype"],
+                further_studies=data["further_studies"], comment=data["diagnosis_comment"],
+            )
+            try:
+                sign_out = signout_service.sign_out_case(
+                    case, request.user, request, interpretation=interpretation, totp_code=data["code"]
+                )
+            except signout_service.SignOutRefused as exc:
+                messages.error(request, f"Not signed out: {exc}")
+            except signout_service.InterpretationError as exc:
+                sign_form.add_error(None, str(exc))
+            except signout_service.StepUpRefused as exc:
+                sign_form.add_error("code", str(exc))
+            else:
+                verb = "signed out" if sign_out.version == 1 else f"amended (version {sign_out.version})"
+                messages.success(request, f"Case {case.accession_number} {verb}: {signed_result(sign_out).diagnosis_text}.")
+                return redirect("case_review", pk=case.pk)
+        status = 400
+    else:
+        previous = signout_service.previous_interpretation(case)
+        sign_form = SignOutForm(initial={
+            "diagnosis": previous.diagnosis, "diagnosis_subtype": previous.subtype,
+            "further_studies": previous.further_studies, "diagnosis_comment": previous.comment,
+        } if previous else {"further_studies": "Flow cytometric immunophenotyping"})
+    items = review_service.review_items(case)
     checks = signout_service.sign_out_checks(case, request.user, request, items)
-    checks_by_code = {c.code: c for c in checks}
-    if totp_form is None and checks_by_code["mfa_enabled"].ok and not checks_by_code["mfa_passed"].ok:
-        totp_form = ReauthenticateForm(user=request.user)
     context = _review_context(request, case, items)
     context.update(
         checks=checks,
         ready=signout_service.can_sign_out(checks),
         sign_form=sign_form,
-        totp_form=totp_form,
         next_version=case.sign_out_version + 1,
         amendment_reason=signout_service._pending_amendment_reason(case) if case.sign_out_version else "",
+        sign_out_path=request.path,
+        signer_credentials=credentials_of(request.user),
     )
-    return render(request, "review/sign_out.html", context)
+    return render(request, "review/sign_out.html", context, status=status)
 
 
 @login_required
 @require_POST
 def case_amend(request: HttpRequest, pk: int) -> HttpResponse:
+    """Open an amendment: a reason and a fresh authenticator code."""
     case = access.get_case_or_404(request.user, pk)
     _require_reviewer(request.user, case)
     form = AmendForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give the reason for the amendment.")
+        missing = [name for name in ("reason", "code") if name in form.errors]
+        messages.error(request, "Give the reason for the amendment and a fresh authenticator code."
+                       if len(missing) != 1 else
+                       "Give the reason for the amendment." if missing == ["reason"] else
+                       "Enter a fresh code from your authenticator app to amend.")
         return redirect("case_review", pk=case.pk)
     try:
-        signout_service.open_amendment(case, request.user, form.cleaned_data["reason"])
-    except signout_service.AmendmentError as exc:
-        messages.error(request, str(exc))
+        signout_service.open_amendment(
+            case, request.user, form.cleaned_data["reason"], request=request, totp_code=form.cleaned_data["code"]
+        )
+    except (signout_service.AmendmentError, signout_service.StepUpRefused) as exc:
+        messages.error(request, f"Amendment not opened: {exc}")
     else:
         messages.success(
             request,
@@ -324,7 +342,10 @@ def case_version(request: HttpRequest, pk: int, version: int) -> HttpResponse:
     case = access.get_case_or_404(request.user, pk)
     sign_out = get_object_or_404(SignOut.objects.select_related("signed_by"), case=case, version=version)
     rows = sorted(sign_out.labels.values(), key=lambda row: row.get("position", 0))
-    return render(request, "review/version.html", {"case": case, "sign_out": sign_out, "rows": rows})
+    return render(request, "review/version.html", {
+        "case": case, "sign_out": sign_out, "rows": rows, "signed": signed_result(sign_out),
+        "changes": signout_service.amendment_changes(case, version),
+    })
 
 
 @login_required

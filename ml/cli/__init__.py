@@ -12,7 +12,7 @@ import sys
 
 from ml.errors import MarrowFindMLError
 
-COMMANDS = ("predict", "segment", "train", "train-cells", "evaluate", "gan")
+COMMANDS = ("predict", "segment", "train", "train-cells", "train-wbc-mask", "evaluate", "gan")
 
 
 def build_parser() -> argparse.ArgumentParser:

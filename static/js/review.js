@@ -6,6 +6,16 @@
  *   m          jump to the comment box (Esc leaves it)
  *   o / g / s  original / Grad-CAM / segmentation view of the focused image
  *
+ * Shortcuts never fire while a text field has focus (a comment box, any
+ * text-like input, a select, anything contenteditable): there every key is
+ * text. Esc leaves the field.
+ *
+ * Saving keeps the reviewer's place: a saved card is swapped in where it
+ * was, and the focus moves on to the next image still needing review. A
+ * comment typed into a card while its save was on its way (a number key,
+ * then straight into the comment box) is put back into the swapped-in card,
+ * with the cursor where it was, and the focus stays there.
+ *
  * Everything works without this file too (plain forms); it only saves
  * clicks. Events are delegated from the document so cards that htmx swaps
  * in after a review keep working.
@@ -18,6 +28,22 @@
   }
 
   var focusedId = null;
+
+  /* Input types that take no typed text: a shortcut may fire while one has focus. */
+  var NON_TEXT_INPUTS = ["radio", "checkbox", "button", "submit", "reset", "image", "range", "color", "file"];
+
+  function isTextField(el) {
+    if (!el || el === document.body) return false;
+    if (el.isContentEditable) return true;
+    var tag = el.tagName;
+    if (tag === "TEXTAREA" || tag === "SELECT") return true;
+    if (tag === "INPUT") return NON_TEXT_INPUTS.indexOf((el.type || "text").toLowerCase()) === -1;
+    return false;
+  }
+
+  /* Comments typed into a card after its form was sent, by card id. */
+  var sentComments = {};
+  var pendingDrafts = {};
 
   function focusCard(card, scroll) {
     if (!card) return;
@@ -98,11 +124,9 @@
 
   document.addEventListener("keydown", function (event) {
     if (!document.querySelector("[data-review-gallery]")) return;
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
-    var target = event.target;
-    var typing = target && (target.tagName === "TEXTAREA" || target.tagName === "SELECT" ||
-      (target.tagName === "INPUT" && target.type !== "radio" && target.type !== "checkbox"));
-    if (typing) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.isComposing) return;
+    var target = isTextField(event.target) ? event.target : (isTextField(document.activeElement) ? document.activeElement : null);
+    if (target) {
       if (event.key === "Escape") target.blur();
       return;
     }
@@ -121,16 +145,55 @@
     else if (key === "s") { setView(card, "segmentation"); }
   });
 
-  /* htmx swapped a reviewed card in: keep its view choice simple (original),
-     mark it focused, then move on to the next image. */
+  /* A review form is on its way: remember the comment it carries. */
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail && event.detail.elt;
+    var card = form && form.closest && form.closest(".rv-card");
+    var box = card && card.querySelector("textarea[name=comment]");
+    if (card && box) sentComments[card.id] = box.value;
+  });
+
+  /* Just before the card is replaced: keep what was typed after the form was sent. */
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var card = event.detail && event.detail.target;
+    if (!card || !card.classList || !card.classList.contains("rv-card")) return;
+    var box = card.querySelector("textarea[name=comment]");
+    if (!box) return;
+    var focused = document.activeElement === box;
+    var sent = sentComments[card.id];
+    delete sentComments[card.id];
+    if (box.value !== (sent === undefined ? "" : sent) && box.value !== "") {
+      pendingDrafts[card.id] = { value: box.value, focused: focused, start: box.selectionStart, end: box.selectionEnd };
+    } else if (focused) {
+      pendingDrafts[card.id] = { value: null, focused: true };
+    }
+  });
+
+  /* htmx swapped a reviewed card in where it was: put back an unsent comment
+     (the reviewer is typing: stay), else move on to the next image. */
   document.addEventListener("htmx:afterSwap", function (event) {
     var card = event.detail && event.detail.target;
     if (!card || !card.classList) return;
     var swapped = card.id ? document.getElementById(card.id) : null;
-    if (swapped && swapped.classList.contains("rv-card")) {
-      if (swapped.querySelector(".card-error")) { focusCard(swapped, false); return; }
-      advanceFrom(swapped);
+    if (!swapped || !swapped.classList.contains("rv-card")) return;
+    var draft = pendingDrafts[swapped.id];
+    delete pendingDrafts[swapped.id];
+    var box = swapped.querySelector("textarea[name=comment]");
+    if (draft && box) {
+      if (draft.value !== null) {
+        box.value = draft.value;
+        swapped.classList.add("has-draft");
+        box.setAttribute("title", "Not saved yet: press Save or Update");
+      }
+      focusCard(swapped, false);
+      if (draft.focused) {
+        box.focus({ preventScroll: true });
+        if (draft.value !== null && typeof draft.start === "number") box.setSelectionRange(draft.start, draft.end);
+      }
+      return;
     }
+    if (swapped.querySelector(".card-error")) { focusCard(swapped, false); return; }
+    advanceFrom(swapped);
   });
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -18,14 +18,13 @@ import pytest
 import requests
 from django.core.management import call_command
 from django.test import Client, LiveServerTestCase, override_settings
-from django.urls import reverse
 
-from diagnostics.models import Analysis, CaseStatus, ImageStatus
+from diagnostics.models import Analysis, Case, CaseStatus, ImageStatus
 from reports.models import Report, ReportStatus
 from review import services as review_service
 from tests.base import MediaRootMixin, _Users
 from tests.modelfixtures import register_test_model
-from tests.review.helpers import activate_totp, login_with_totp
+from tests.review.helpers import activate_totp, post_sign_out
 from tests.workerproc import purge_broker, require_services, run_worker
 from tests.workers.helpers import smear_bytes
 
@@ -155,12 +154,22 @@ class ApiFlowWithWorkerTests(MediaRootMixin, _Users, LiveServerTestCase):
                     submission_token=review_service.new_submission_token(),
                 )
             site = Client()
-            login_with_totp(site, self.pathologist, activate_totp(self.pathologist))
-            response = site.post(reverse("case_sign_out", args=[case_id]), {"confirm": "on"})
+            secret = activate_totp(self.pathologist)
+            site.force_login(self.pathologist)
+            response = post_sign_out(site, Case.objects.get(pk=case_id), secret, diagnosis="insufficient",
+                                     comment="Too few cells per field.")
             self.assertEqual(response.status_code, 302, response.content[:2000])
             self.assertEqual(
                 self.http.get(self.api(f"/api/cases/{case_id}/"), timeout=30).json()["status"], CaseStatus.SIGNED_OUT
             )
+            # The signed result is the result; the AI's figures stay beside it.
+            summary = self.http.get(self.api(f"/api/cases/{case_id}/summary/"), timeout=30).json()
+            self.assertEqual(summary["result"], "signed")
+            self.assertEqual((summary["signed"]["diagnosis"], summary["signed"]["comment"]),
+                             ("insufficient", "Too few cells per field."))
+            self.assertEqual(summary["signed"]["per_class"], summary["per_class"])  # every AI label confirmed
+            listed = self.http.get(self.api(f"/api/cases/{case_id}/images/"), timeout=30).json()["results"]
+            self.assertEqual([i["signed_label"] for i in listed], [i["ai_label"] for i in listed])
 
             # 8. The worker renders the final report; the LIS downloads it.
             report = self.wait_for(

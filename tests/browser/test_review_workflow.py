@@ -15,16 +15,18 @@ import time
 
 import pytest
 from django.core.cache import cache
+from django.test import override_settings
 
 from diagnostics.models import Case, CaseStatus
 from review.models import Review, SignOut
 from tests.browser.support import ARTIFACTS, BrowserTestCase
 from tests.imagefactory import smear_png_bytes
-from tests.review.helpers import totp_code
+from tests.review.helpers import TOLERANCE_1, totp_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.slow]
 
 
+@override_settings(**TOLERANCE_1)  # the activation code is spent: the signature takes the next period's
 class ReviewWorkflowBrowserTest(BrowserTestCase):
     def test_upload_review_override_sign_out_with_totp_and_download_report(self):
         from tests.modelfixtures import register_test_model
@@ -101,17 +103,19 @@ class ReviewWorkflowBrowserTest(BrowserTestCase):
             override = Review.objects.get(image__case_id=case_id, agrees_with_ai=False)
             assert (override.label, override.comment) == (other, "override in the browser test")
 
-            # --- sign out with a TOTP code ----------------------------------------
+            # --- sign out with an interpretation and a fresh TOTP code ----------------
             doc.goto(self.url(f"/cases/{case_id}/sign-out/"))
-            doc.fill("#id_code", totp_code(secret))
-            doc.click("#mfa-step button[type=submit]")
-            doc.locator("#sign-out-checks li.no").first.wait_for(state="detached")
+            assert doc.locator("#sign-out-checks li.no").count() == 0
+            doc.check("input[name=diagnosis][value=suspicious]")
+            doc.fill("#id_further_studies", "Flow cytometric immunophenotyping")
             doc.check("#id_confirm")
+            doc.fill("#id_code", totp_code(secret, offset=1))
             self.screenshot(doc, "sign-out")
             doc.click("#sign-out-button")
             doc.wait_for_url(re.compile(rf"/cases/{case_id}/review/$"))
             doc.get_by_text("signed out").first.wait_for()
-            assert SignOut.objects.get(case_id=case_id).version == 1
+            signed = SignOut.objects.get(case_id=case_id)
+            assert (signed.version, signed.diagnosis) == (1, "suspicious")
             self.screenshot(doc, "review-signed-out")
 
             # --- the final report, made by the worker, downloaded ------------------

@@ -27,6 +27,7 @@ def test_deploy_check_is_clean_with_production_environment(tmp_path: Path) -> No
             "DEBUG": "0",
             "ALLOWED_HOSTS": "marrowfind.example.org",
             "CSRF_TRUSTED_ORIGINS": "https://marrowfind.example.org",
+            "SITE_URL": "https://marrowfind.example.org",  # a loopback one warns (tests/reports/test_site_url_check.py)
         }
     )
     result = subprocess.run(

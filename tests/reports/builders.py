@@ -161,11 +161,13 @@ def review(built: BuiltCase, reviewer, labels: dict[int, str] | None = None, *, 
         ReviewFactory(analysis=analysis, reviewer=reviewer, label=label)
 
 
-def sign_out(built: BuiltCase, signer, *, reason: str = "") -> SignOut:
+def sign_out(built: BuiltCase, signer, *, reason: str = "", **interpretation) -> SignOut:
     """Record a sign-out as the review area does (a SignOut row and the case fields).
 
     The sign-out view itself (TOTP, checks) is the review area's and has its
-    own tests; the end-to-end report test goes through it."""
+    own tests; the end-to-end report test goes through it. ``interpretation``:
+    SignOut fields (diagnosis, diagnosis_subtype, further_studies, diagnosis_comment,
+    signer_name, signer_credentials)."""
     from django.utils import timezone
 
     from review import services as review_service
@@ -180,12 +182,16 @@ def sign_out(built: BuiltCase, signer, *, reason: str = "") -> SignOut:
             "label": item.current_label,
             "ai_label": item.ai_label,
             "reviewer": item.latest_review.reviewer.email if item.latest_review else None,
+            "comment": item.latest_review.comment if item.latest_review else "",
         }
         for item in items
         if item.analysis is not None
     }
+    summary = case_figures(case)
+    summary.pop("signed_result", None)
+    summary["reviewed_distribution"] = {}
     row = SignOut.objects.create(case=case, version=version, signed_by=signer, signed_at=now, labels=labels,
-                                 summary=case_figures(case), amendment_reason=reason)
+                                 summary=summary, amendment_reason=reason, **interpretation)
     Case.objects.filter(pk=case.pk).update(status=CaseStatus.SIGNED_OUT, signed_out_by=signer, signed_out_at=now,
                                            sign_out_version=version)
     built.case.refresh_from_db()

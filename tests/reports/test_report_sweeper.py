@@ -9,7 +9,6 @@ import os
 from datetime import timedelta
 
 from django.core.cache import cache
-from django.urls import reverse
 from django.utils import timezone
 from kombu import pools
 
@@ -21,8 +20,8 @@ from tests.base import BaseTransactionTestCase
 from tests.reports.pdftools import eager_celery
 from tests.review.helpers import (
     activate_totp,
-    login_with_totp,
     make_analysed_case,
+    post_sign_out,
     review_all,
 )
 
@@ -61,13 +60,12 @@ class ReportSweeperTests(BaseTransactionTestCase):
         cache.clear()
         self.case, _ = make_analysed_case(self.lab, n_images=2)
         review_all(self.case, self.pathologist)
-        login_with_totp(self.client, self.pathologist, activate_totp(self.pathologist))
+        self.secret = activate_totp(self.pathologist)
+        self.client.force_login(self.pathologist)
 
     def test_a_report_not_sent_at_sign_out_is_sent_by_the_sweeper(self):
         with broker_down(), self.assertLogs("django.db.backends.base", "ERROR") as logs:
-            response = self.client.post(
-                reverse("case_sign_out", args=[self.case.pk]), {"action": "sign_out", "confirm": "on"}
-            )
+            response = post_sign_out(self.client, self.case, self.secret)
         self.assertEqual(response.status_code, 302)
         self.assertIn("Connection refused", "\n".join(logs.output))  # the send really failed
         self.case.refresh_from_db()

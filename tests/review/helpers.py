@@ -118,3 +118,44 @@ def login_with_totp(client, user, secret: str) -> None:
 def login_with_password(client, user) -> None:
     response = client.post(reverse("account_login"), {"login": user.email, "password": PASSWORD})
     assert response.status_code == 302, response.content[:2000]
+
+
+# Tests that need more than one code in the same 30-second period (a login code, then a
+# signature's fresh code, then an amendment's) accept the neighbouring periods too, as
+# an authenticator app's clock drift would: override_settings(MFA_TOTP_TOLERANCE=1), then
+# totp_code(secret, offset=-1 / 0 / +1) are three different valid codes.
+TOLERANCE_1 = {"MFA_TOTP_TOLERANCE": 1}
+
+
+def sign_out_form(
+    secret: str | None,
+    *,
+    offset: int = 0,
+    diagnosis: str = "consistent_with_b_all",
+    subtype: str = "pro_b",
+    further_studies: str = "",
+    comment: str = "",
+    confirm: bool = True,
+    code: str | None = None,
+) -> dict:
+    """What the sign-out page posts: the interpretation, the confirmation and a fresh TOTP code."""
+    data = {
+        "diagnosis": diagnosis,
+        "diagnosis_subtype": subtype if diagnosis == "consistent_with_b_all" else "",
+        "further_studies": further_studies,
+        "diagnosis_comment": comment,
+        "code": code if code is not None else (totp_code(secret, offset=offset) if secret else ""),
+    }
+    if confirm:
+        data["confirm"] = "on"
+    return data
+
+
+def post_sign_out(client, case, secret: str | None, **kwargs):
+    return client.post(reverse("case_sign_out", args=[case.pk]), sign_out_form(secret, **kwargs))
+
+
+def post_amend(client, case, secret: str | None, *, reason: str = "image 1 is a Pro-B blast population",
+               offset: int = 0, code: str | None = None):
+    code = code if code is not None else (totp_code(secret, offset=offset) if secret else "")
+    return client.post(reverse("case_amend", args=[case.pk]), {"reason": reason, "code": code})

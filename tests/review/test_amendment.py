@@ -6,34 +6,41 @@ from __future__ import annotations
 import uuid
 
 from django.core.cache import cache
+from django.test import override_settings
 from django.urls import reverse
 
 from diagnostics.models import AuditEvent, CaseStatus
 from review.models import Review, SignOut
+from review.signout import amendment_changes
 from tests.base import BaseTestCase
 from tests.review.helpers import (
+    TOLERANCE_1,
     activate_totp,
-    login_with_totp,
     make_analysed_case,
+    post_amend,
+    post_sign_out,
     review_all,
 )
 
 
+@override_settings(**TOLERANCE_1)
 class AmendmentTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
         self.case, self.images = make_analysed_case(self.lab, n_images=2, labels=["Pre", "Benign"])
         review_all(self.case, self.pathologist)
-        login_with_totp(self.client, self.pathologist, activate_totp(self.pathologist))
-        self.client.post(reverse("case_sign_out", args=[self.case.pk]), {"action": "sign_out", "confirm": "on"})
+        self.secret = activate_totp(self.pathologist)
+        self.client.force_login(self.pathologist)
+        post_sign_out(self.client, self.case, self.secret, offset=-1, diagnosis="suspicious",
+                      further_studies="flow cytometry")
         self.case.refresh_from_db()
         assert self.case.status == CaseStatus.SIGNED_OUT
 
-    def amend(self, user=None, reason="image 1 is a Pro-B blast population"):
+    def amend(self, user=None, reason="image 1 is a Pro-B blast population", offset=0):
         if user is not None:
             self.client.force_login(user)
-        return self.client.post(reverse("case_amend", args=[self.case.pk]), {"reason": reason})
+        return post_amend(self.client, self.case, self.secret, reason=reason, offset=offset)
 
     def test_amend_relabel_and_sign_again_keeps_version_1(self):
         reviews_before = list(Review.objects.values_list("pk", "label"))
@@ -44,7 +51,7 @@ class AmendmentTests(BaseTestCase):
             reverse("review_image", args=[self.case.pk, self.images[0].pk]),
             {"label": "Pro", "submission_token": str(uuid.uuid4())},
         )
-        self.client.post(reverse("case_sign_out", args=[self.case.pk]), {"action": "sign_out", "confirm": "on"})
+        post_sign_out(self.client, self.case, self.secret, offset=1, diagnosis="consistent_with_b_all", subtype="pro_b")
         self.case.refresh_from_db()
         self.assertEqual((self.case.status, self.case.sign_out_version), (CaseStatus.SIGNED_OUT, 2))
 
@@ -60,6 +67,20 @@ class AmendmentTests(BaseTestCase):
 
         page = self.client.get(reverse("case_version", args=[self.case.pk, 1]))
         self.assertContains(page, "superseded")
+        self.assertContains(page, "Suspicious for ALL, further studies advised: flow cytometry")
+
+        # Version 2 says what changed: the interpretation, the label of image 1, the images per label.
+        changes = {c.what: (c.before, c.after) for c in amendment_changes(self.case, 2)}
+        self.assertEqual(changes["Diagnosis"], ("Suspicious for ALL, further studies advised: flow cytometry",
+                                                "Consistent with B-ALL (Pro-B)"))
+        first, second = (f"Image #{i.position} ({i.original_filename}): label" for i in self.images)
+        self.assertEqual(changes[first], ("Pre", "Pro"))
+        self.assertEqual((changes["Images: Pre"], changes["Images: Pro"]), (("1", "0"), ("0", "1")))
+        self.assertNotIn(second, changes)
+        self.assertEqual(amendment_changes(self.case, 1), [])
+        page = self.client.get(reverse("case_version", args=[self.case.pk, 2]))
+        self.assertContains(page, "Changed from version 1")
+        self.assertContains(page, "Consistent with B-ALL (Pro-B)")
         self.assertContains(self.client.get(reverse("case_review", args=[self.case.pk])), "View v1")
 
     def test_amendment_needs_a_reason(self):
@@ -69,7 +90,7 @@ class AmendmentTests(BaseTestCase):
 
     def test_case_not_signed_out_cannot_be_amended(self):
         self.amend()
-        self.amend()  # second time: it is awaiting review already
+        self.amend(offset=1)  # second time: it is awaiting review already
         self.assertEqual(AuditEvent.objects.filter(case=self.case, detail__stage="opened").count(), 1)
 
     def test_technician_gets_403(self):

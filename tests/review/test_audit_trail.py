@@ -6,19 +6,24 @@ from __future__ import annotations
 import uuid
 
 from django.core.cache import cache
+from django.test import override_settings
 from django.urls import reverse
 
 from diagnostics import audit
 from diagnostics.models import AuditEvent
 from tests.base import BaseTestCase
 from tests.review.helpers import (
+    TOLERANCE_1,
     activate_totp,
     login_with_totp,
     make_analysed_case,
+    post_amend,
+    post_sign_out,
     review_all,
 )
 
 
+@override_settings(**TOLERANCE_1)
 class AuditTrailTests(BaseTestCase):
     def setUp(self):
         super().setUp()
@@ -26,14 +31,16 @@ class AuditTrailTests(BaseTestCase):
         self.case, self.images = make_analysed_case(self.lab, n_images=2, labels=["Pre", "Benign"])
         self.model = self.images[0].analyses.get().model_version
         audit.record(AuditEvent.Verb.UPLOADED, actor=self.technician, case=self.case, obj=self.case, accepted=2, rejected=0)
-        login_with_totp(self.client, self.pathologist, activate_totp(self.pathologist))
+        secret = activate_totp(self.pathologist)
+        login_with_totp(self.client, self.pathologist, secret)
         self.client.post(
             reverse("review_image", args=[self.case.pk, self.images[0].pk]),
             {"label": "Early", "submission_token": str(uuid.uuid4()), "comment": "blast-like"},
         )
         review_all(self.case, self.pathologist)
-        self.client.post(reverse("case_sign_out", args=[self.case.pk]), {"action": "sign_out", "confirm": "on"})
-        self.client.post(reverse("case_amend", args=[self.case.pk]), {"reason": "typo in label"})
+        assert post_sign_out(self.client, self.case, secret, offset=1, diagnosis="suspicious",
+                             further_studies="flow cytometry").status_code == 302
+        post_amend(self.client, self.case, secret, reason="typo in label", offset=-1)
 
     def test_page_lists_each_kind_of_event_with_the_model_version(self):
         response = self.client.get(reverse("case_audit", args=[self.case.pk]))

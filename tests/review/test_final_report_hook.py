@@ -9,15 +9,17 @@ import time
 
 import pytest
 from django.core.cache import cache
-from django.urls import reverse
+from django.test import override_settings
 
 from diagnostics.models import CaseStatus
 from reports.models import Report
 from tests.base import BaseTransactionTestCase
 from tests.review.helpers import (
+    TOLERANCE_1,
     activate_totp,
-    login_with_totp,
     make_analysed_case,
+    post_amend,
+    post_sign_out,
     review_all,
 )
 
@@ -36,6 +38,7 @@ def wait_for_report(case, version: int, status: str, worker, timeout: float = 12
 
 
 @pytest.mark.services
+@override_settings(**TOLERANCE_1)
 class FinalReportHookTests(BaseTransactionTestCase):
     def setUp(self):
         from tests.workerproc import purge_broker, require_services
@@ -46,24 +49,25 @@ class FinalReportHookTests(BaseTransactionTestCase):
         cache.clear()
         self.case, _ = make_analysed_case(self.lab, n_images=2)
         review_all(self.case, self.pathologist)
-        login_with_totp(self.client, self.pathologist, activate_totp(self.pathologist))
+        self.secret = activate_totp(self.pathologist)
+        self.client.force_login(self.pathologist)
 
-    def sign(self):
-        self.client.post(reverse("case_sign_out", args=[self.case.pk]), {"action": "sign_out", "confirm": "on"})
+    def sign(self, offset: int):
+        post_sign_out(self.client, self.case, self.secret, offset=offset)
         self.case.refresh_from_db()
 
     def test_sign_out_makes_the_final_report_and_an_amendment_supersedes_it(self):
         from tests.workerproc import run_worker
 
         with run_worker(queues=("cpu",)) as worker:
-            self.sign()
+            self.sign(offset=-1)
             self.assertEqual(self.case.status, CaseStatus.SIGNED_OUT)
             first = wait_for_report(self.case, 1, "final", worker)
             self.assertEqual(first.signed_by, self.pathologist)
             self.assertTrue(bytes(first.pdf).startswith(b"%PDF"))
 
-            self.client.post(reverse("case_amend", args=[self.case.pk]), {"reason": "recount"})
-            self.sign()
+            post_amend(self.client, self.case, self.secret, reason="recount", offset=0)
+            self.sign(offset=1)
             self.assertEqual(self.case.sign_out_version, 2)
             wait_for_report(self.case, 2, "final", worker)
             first.refresh_from_db()

@@ -6,25 +6,28 @@ view without an isolation test fails here."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from accounts import urls as accounts_urls
-from diagnostics.models import CaseStatus, Membership
+from diagnostics.models import CaseStatus, Cell, Membership
 from instant import urls as instant_urls
 from instant.models import InstantCheck
 from review import urls as review_urls
-from review.models import Review, SignOut
+from review.models import CellReview, Review, SignOut
 from tests.base import BaseTestCase
 from tests.imagefactory import png_bytes
+from tests.review.cell_helpers import add_cells
 from tests.review.helpers import make_analysed_case
 
 # Routes that list "my labs' things" rather than one object: the outsider gets
 # a 200 page with only lab B data (asserted in test_worklist / test_history /
 # test_instant_check / test_members); everything else is object-scoped.
-LISTS = {"worklist", "case_history", "members_home", "instant_check"}
+# The profile page is the logged-in user's own: the outsider sees their own name only.
+LISTS = {"worklist", "case_history", "members_home", "instant_check", "profile"}
 
 
 class IsolationTests(BaseTestCase):
@@ -40,6 +43,9 @@ class IsolationTests(BaseTestCase):
         )
         membership = Membership.objects.get(user=self.technician, lab=self.lab)
         c, i = self.case.pk, self.images[0].pk
+        (cell,) = add_cells(self.images[0].analyses.get(), ["blast"])
+        change = {"label": "lymphocyte", "token": str(uuid.uuid4()), "cells": [{"id": cell.pk, "version": 0}]}
+        missed = {"image": i, "x": 5, "y": 5, "label": "blast", "token": str(uuid.uuid4())}
         self.routes = {
             "worklist": ("get", reverse("worklist"), {}),
             "case_history": ("get", reverse("case_history"), {}),
@@ -47,11 +53,18 @@ class IsolationTests(BaseTestCase):
             "case_review_panel": ("get", reverse("case_review_panel", args=[c]), {}),
             "review_image": ("post", reverse("review_image", args=[c, i]), {"label": "Pro", "submission_token": str(uuid.uuid4())}),
             "case_assign": ("post", reverse("case_assign", args=[c]), {"me": "1"}),
-            "case_sign_out": ("post", reverse("case_sign_out", args=[c]), {"action": "sign_out", "confirm": "on"}),
-            "case_amend": ("post", reverse("case_amend", args=[c]), {"reason": "forged"}),
+            "case_sign_out": ("post", reverse("case_sign_out", args=[c]),
+                              {"diagnosis": "no_evidence_of_all", "confirm": "on", "code": "123456"}),
+            "case_amend": ("post", reverse("case_amend", args=[c]), {"reason": "forged", "code": "123456"}),
             "case_version": ("get", reverse("case_version", args=[c, 1]), {}),
             "case_audit": ("get", reverse("case_audit", args=[c]), {}),
+            "case_cells": ("get", reverse("case_cells", args=[c]), {}),
+            "case_cells_differential": ("get", reverse("case_cells_differential", args=[c]), {}),
+            "cell_crop": ("get", reverse("cell_crop", args=[c, cell.pk]), {}),
+            "cells_reclassify": ("json", reverse("cells_reclassify", args=[c]), change),
+            "cell_add": ("json", reverse("cell_add", args=[c]), missed),
             "members_home": ("get", reverse("members_home"), {}),
+            "profile": ("get", reverse("profile"), {}),
             "lab_members": ("post", reverse("lab_members", args=[self.lab.slug]), {"email": "spy@x.org", "role": "lab_admin"}),
             "member_role": ("post", reverse("member_role", args=[self.lab.slug, membership.pk]), {"role": "lab_admin"}),
             "instant_check": ("get", reverse("instant_check"), {}),
@@ -62,6 +75,8 @@ class IsolationTests(BaseTestCase):
 
     def request(self, name):
         method, url, data = self.routes[name]
+        if method == "json":
+            return self.client.post(url, json.dumps(data), content_type="application/json")
         return getattr(self.client, method)(url, data)
 
     def test_every_route_is_in_the_table(self):
@@ -77,6 +92,8 @@ class IsolationTests(BaseTestCase):
         self.case.refresh_from_db()
         self.assertEqual((self.case.status, self.case.assigned_to), (CaseStatus.SIGNED_OUT, None))
         self.assertFalse(Review.objects.exists())
+        self.assertFalse(CellReview.objects.exists())
+        self.assertEqual(Cell.objects.count(), 1)
         self.assertEqual(Membership.objects.get(user=self.technician, lab=self.lab).role, "technician")
 
     def test_outsider_lists_show_nothing_of_lab_a(self):
