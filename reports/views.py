@@ -7,17 +7,17 @@ Protection:
   ``report_download``: login required (anonymous -> login redirect), lab members
   only (another lab's case or report -> 404, never 403). Each download writes an
   audit event.
-
-A draft is rendered by a worker on the ``cpu`` queue, never in the web process:
-``report_draft`` asks for it, waits a moment (``REPORT_DRAFT_WAIT_S``) and
-otherwise answers with its status, which polls ``report_draft_status`` until
-the PDF is ready or has failed with a reason.
 * ``verify_report`` and ``verify_upload``: public (a report is scanned by people
   without an account). They state authenticity and status and, for an authentic
   signed report, what its paper must show (signer, diagnosis category, blast %,
   differential: ``reports.verification.verified_figures``); no patient data
   beyond the accession number, and no free-text comment. The upload is limited in size
   (``MAX_VERIFY_UPLOAD_BYTES``) and in rate per client address.
+
+A draft is rendered by a worker on the ``cpu`` queue, never in the web process:
+``report_draft`` asks for it, waits a moment (``REPORT_DRAFT_WAIT_S``) and
+otherwise answers with its status, which polls ``report_draft_status`` until
+the PDF is ready or has failed with a reason.
 """
 
 from __future__ import annotations
