@@ -2,7 +2,8 @@
 
 Queues (routes in settings.CELERY_TASK_ROUTES): ``classify_chunk`` runs on
 ``gpu``; ``process_case``, ``segment_image`` and ``requeue_stuck_images`` on
-``cpu``.
+``cpu``; ``make_tiles`` (the viewer's Deep Zoom tiles, sent once an image is
+segmented) on ``cpu`` too.
 
 Reliability settings, and why:
 
@@ -37,7 +38,7 @@ from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from diagnostics import pipeline, sweeper
+from diagnostics import pipeline, sweeper, tiles
 from diagnostics.models import Case, TaskRun
 from marrowfind import dispatch
 from marrowfind.celery import app
@@ -167,7 +168,21 @@ def segment_image(self, analysis_id: int) -> str:
         run.image_count = 0 if outcome.state == "skipped" else 1
         run.timings = outcome.timings
         run.error = outcome.error
+        if outcome.state == "done":
+            dispatch.make_tiles(analysis_id)
         return outcome.state
+
+
+@app.task(bind=True, name="diagnostics.tasks.make_tiles", **RETRY_OPTIONS)
+def make_tiles(self, analysis_id: int) -> int:
+    """Deep Zoom pyramids (original, Grad-CAM, segmentation) of one analysed image for the viewer."""
+    with task_run(self, "make_tiles") as run:
+        started = time.perf_counter()
+        made = tiles.make_tiles(analysis_id)
+        run.timings = {"tiles": round(time.perf_counter() - started, 4)}
+        run.image_count = 1 if made.get("layers") else 0
+        run.error = made.get("error", "")
+        return sum(layer.get("tiles", 0) for layer in (made.get("layers") or {}).values())
 
 
 @app.task(bind=True, name="diagnostics.tasks.finalize_case", **RETRY_OPTIONS)

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 PROCESS_CASE = "diagnostics.tasks.process_case"
 RENDER_FINAL_REPORT = "reports.tasks.render_final_report"
 INSTANT_CHECK = "instant.tasks.instant_check"
+MAKE_TILES = "diagnostics.tasks.make_tiles"
 
 
 def send(name: str, *args: Any) -> None:
@@ -53,3 +54,8 @@ def render_final_report(case_id: int, signed_by_id: int | None, version: int) ->
 
 def instant_check(check_id: str) -> None:
     send_on_commit(INSTANT_CHECK, check_id)
+
+
+def make_tiles(analysis_id: int) -> None:
+    """The viewer's Deep Zoom tiles of one analysed image (cpu queue)."""
+    send_on_commit(MAKE_TILES, analysis_id)

@@ -160,6 +160,7 @@ def sign_out_case(case: Case, user, request) -> SignOut:
                 "position": item.image.position,
                 "filename": item.image.original_filename,
                 "label": item.current_label,
+                "exclusion": item.exclusion,
                 "ai_label": item.ai_label,
                 "confidence": round(float(item.analysis.confidence), 4),
                 "low_confidence": item.analysis.low_confidence,
@@ -203,6 +204,7 @@ def sign_out_case(case: Case, user, request) -> SignOut:
             version=version,
             images=len(labels),
             overridden=progress.overridden,
+            excluded=progress.excluded,
             model_versions=[m.sha256 for m in models_used],
             amendment_reason=amendment_reason,
         )
