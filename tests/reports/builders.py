@@ -178,6 +178,7 @@ def sign_out(built: BuiltCase, signer, *, reason: str = "") -> SignOut:
         str(item.image.pk): {
             "position": item.image.position,
             "label": item.current_label,
+            "exclusion": item.exclusion,
             "ai_label": item.ai_label,
             "reviewer": item.latest_review.reviewer.email if item.latest_review else None,
         }
