@@ -11,6 +11,8 @@ Protection, for every view here:
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -250,11 +252,14 @@ def image_viewer(request: HttpRequest, pk: int, image_pk: int) -> HttpResponse:
         "previous": reverse("image_viewer", args=[case.pk, positions[index - 1]]) if index > 0 else None,
         "next": reverse("image_viewer", args=[case.pk, positions[index + 1]]) if index + 1 < len(positions) else None,
     }
+    state = viewer_service.viewer_state(image, analysis)
     return render(request, "review/viewer.html", {
         "case": case,
         "image": image,
         "analysis": analysis,
-        "state": viewer_service.viewer_state(image, analysis),
+        "state": state,
+        # a data- attribute (escaped by the template), not a <script> block: the pages carry no inline script
+        "cells_json": json.dumps(state.cells, separators=(",", ":")),
         "segmentation_legend": viewer_service.segmentation_legend(),
         "neighbours": neighbours,
         "back_url": f"{reverse('case_review', args=[case.pk])}#image-{image.pk}",

@@ -36,7 +36,7 @@
       drawer: "canvas",
       showNavigator: true,
       navigatorPosition: "BOTTOM_RIGHT",
-      maxZoomPixelRatio: 4,
+      maxZoomPixelRatio: 8,  // up to 8 screen pixels per image pixel
       visibilityRatio: 0.5,
       gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
       crossOriginPolicy: false,
@@ -123,8 +123,7 @@
     var cellsGroup = null;
 
     function drawCells() {
-      var data = document.getElementById("viewer-cells");
-      var cells = data ? JSON.parse(data.textContent) : [];
+      var cells = JSON.parse(element.getAttribute("data-cells") || "[]");
       if (!cells.length || !layers.cells) return;
       cellsSvg = document.createElementNS(SVG_NS, "svg");
       cellsSvg.setAttribute("class", "osd-cells");
