@@ -204,12 +204,15 @@ def requeue_stuck_images(self) -> dict[str, int]:
             segment_image.delay(analysis_id)
         for case_id, signer_id, version in plan.reports:
             dispatch.send(dispatch.RENDER_FINAL_REPORT, case_id, signer_id, version)
+        for analysis_id in plan.tiles:
+            dispatch.send(dispatch.MAKE_TILES, analysis_id)
         run.image_count = len(plan.segment) + len(plan.failed)
-        if plan.cases or plan.segment or plan.failed or plan.reports:
+        if plan.cases or plan.segment or plan.failed or plan.reports or plan.tiles:
             logger.warning(
-                "sweeper: re-sent %d case(s), %d segmentation(s), %d final report(s); gave up on %d image(s) "
-                "(stale after %d s)",
-                len(plan.cases), len(plan.segment), len(plan.reports), len(plan.failed), settings.STUCK_IMAGE_AFTER_S,
+                "sweeper: re-sent %d case(s), %d segmentation(s), %d final report(s), %d viewer tile set(s); "
+                "gave up on %d image(s) (stale after %d s)",
+                len(plan.cases), len(plan.segment), len(plan.reports), len(plan.tiles), len(plan.failed),
+                settings.STUCK_IMAGE_AFTER_S,
             )
         return {"cases": len(plan.cases), "segment": len(plan.segment), "failed": len(plan.failed),
-                "reports": len(plan.reports)}
+                "reports": len(plan.reports), "tiles": len(plan.tiles)}

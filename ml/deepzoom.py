@@ -131,7 +131,7 @@ def _encode(tile: Image.Image, format: str, quality: int) -> bytes:
     if format == "jpeg":
         tile.save(buffer, "JPEG", quality=quality)
     else:
-        tile.save(buffer, "PNG", compress_level=6)
+        tile.save(buffer, "PNG", compress_level=1)  # fast: tiles are many, and served once
     return buffer.getvalue()
 
 

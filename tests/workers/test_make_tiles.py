@@ -105,3 +105,31 @@ class MakeTilesTests(BaseTestCase):
         case.images.update(status=ImageStatus.FAILED)
         self.assertEqual(tiles.make_tiles(analysis_id), {})
         self.assertEqual(Analysis.objects.get(pk=analysis_id).tiles, {})
+
+
+class SweeperSendsMissingTilesTests(BaseTestCase):
+    def test_the_sweeper_sends_the_tiles_whose_message_was_lost(self) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from diagnostics.sweeper import analyses_without_tiles
+
+        register_test_model()
+        case = make_case(self.lab, files=[smear_bytes(9), smear_bytes(10), smear_bytes(11)])
+        lost, failed, fresh = run_case_inline(case)  # inline: no tile task was ever sent
+        long_ago = timezone.now() - timedelta(seconds=settings.STUCK_IMAGE_AFTER_S + 60)
+        Analysis.objects.filter(pk__in=[lost, failed]).update(created_at=long_ago)
+        Analysis.objects.filter(pk=failed).update(tiles={"error": "The viewer tiles could not be made (...)"})
+        self.assertEqual(analyses_without_tiles(timezone.now() - timedelta(seconds=settings.STUCK_IMAGE_AFTER_S)),
+                         [lost])
+
+        eager = app.conf.task_always_eager
+        app.conf.task_always_eager = True
+        try:
+            result = tasks.requeue_stuck_images.delay().get()
+        finally:
+            app.conf.task_always_eager = eager
+        self.assertEqual(result["tiles"], 1)
+        self.assertEqual(set(Analysis.objects.get(pk=lost).tiles["layers"]), {"original", "cam", "segmentation"})
+        self.assertEqual(Analysis.objects.get(pk=fresh).tiles, {})  # not stale yet: its own task may be on its way
