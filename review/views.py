@@ -393,6 +393,9 @@ def case_version(request: HttpRequest, pk: int, version: int) -> HttpResponse:
     case = access.get_case_or_404(request.user, pk)
     sign_out = get_object_or_404(SignOut.objects.select_related("signed_by"), case=case, version=version)
     rows = sorted(sign_out.labels.values(), key=lambda row: row.get("position", 0))
+    for row in rows:
+        code = row.get("exclusion") or ""
+        row["exclusion_label"] = ExclusionReason(code).label if code in ExclusionReason.values else code
     return render(request, "review/version.html", {"case": case, "sign_out": sign_out, "rows": rows})
 
 

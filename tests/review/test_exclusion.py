@@ -122,6 +122,9 @@ class ExclusionServiceTests(BaseTestCase):
         record = build_case_record(self.case)
         self.assertEqual(record.images[0].exclusion, "wrong_stain")
         self.assertEqual(record.images[0].excluded_by, "patty@lab-a.org")
+        page = self.client.get(reverse("case_version", args=[self.case.pk, 1]))
+        self.assertContains(page, '<strong>Excluded</strong> <span class="badge bad">Wrong stain</span>', html=False)
+        self.assertNotContains(page, "None")
 
 
 class ExclusionFormTests(BaseTestCase):
