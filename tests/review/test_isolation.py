@@ -101,6 +101,9 @@ class IsolationTests(BaseTestCase):
                 response = self.request(name)
                 self.assertEqual(response.status_code, 200)
                 self.assertIn("no-store", response["Cache-Control"])
+        viewer = reverse("image_viewer", args=[self.case.pk, self.images[0].pk])
+        self.assertContains(self.client.get(reverse("case_detail", args=[self.case.pk])), f'href="{viewer}"')
+        self.assertContains(self.client.get(reverse("case_review", args=[self.case.pk])), f'href="{viewer}"')
 
     def test_anonymous_is_sent_to_login_everywhere(self):
         login = reverse("account_login")
