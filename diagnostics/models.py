@@ -299,6 +299,8 @@ class AuditEvent(models.Model):
         REVIEWED = "reviewed", "Label confirmed"
         RELABELLED = "relabelled", "Label overridden"
         EXCLUDED = "excluded", "Image excluded (not assessable)"
+        CELL_RECLASSIFIED = "cell_reclassified", "Cell reclassified"
+        CELL_ADDED = "cell_added", "Missed cell added"
         SIGNED_OUT = "signed_out", "Case signed out"
         AMENDED = "amended", "Case amended"
         REPORT_CREATED = "report_created", "Report created"

@@ -267,6 +267,9 @@ LOW_CONFIDENCE_THRESHOLD = env_float("LOW_CONFIDENCE_THRESHOLD", 0.6, minimum=0.
 # None = estimate the scale per image (ml.segment); set it when the microscope is calibrated.
 PIXELS_PER_MICRON = env_float("PIXELS_PER_MICRON", None, minimum=0.01)
 WHO_BLAST_THRESHOLD = 0.20
+# Cells a reviewed differential should count (nucleated white cells): the gallery warns below it.
+DIFFERENTIAL_TARGET_MARROW = env_int("DIFFERENTIAL_TARGET_MARROW", 200, minimum=1, maximum=100_000)
+DIFFERENTIAL_TARGET_BLOOD = env_int("DIFFERENTIAL_TARGET_BLOOD", 100, minimum=1, maximum=100_000)
 INFERENCE_DEVICE = env_str("INFERENCE_DEVICE", "auto", choices=["auto", "cpu", "cuda"])
 INFERENCE_PRECISION = env_str("INFERENCE_PRECISION", "auto", choices=["auto", "fp32", "bf16", "fp16"])
 WORKER_BATCH_SIZE = env_int("WORKER_BATCH_SIZE", 16, minimum=1, maximum=1024)

@@ -787,10 +787,19 @@ def white_cells_from_masked_view(masked: np.ndarray, *, level: int = 60, min_are
     mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, k) > 0
     mask = ndi.binary_fill_holes(mask)
     mask = _remove_small_objects(mask, max(1, int(min_area_frac * side * side)))
+    return mask, split_white_cells(mask, split_distance_frac=split_distance_frac, split_depth_frac=split_depth_frac)
+
+
+def split_white_cells(mask: np.ndarray, *, split_distance_frac: float = 7 / 224,
+                      split_depth_frac: float = 5 / 224) -> np.ndarray:
+    """Instance labels (int32 H×W) of a white-cell mask: a watershed on the distance
+    transform, one seed per peak at least ``split_distance_frac`` of the image side
+    apart and ``split_depth_frac`` deep. The reference split of
+    :func:`white_cells_from_masked_view` and of a learned mask (:mod:`ml.wbcmask`)."""
+    side = min(mask.shape[:2])
     dist = ndi.distance_transform_edt(mask)
     peaks = peak_local_max(dist, min_distance=max(1, round(split_distance_frac * side)),
                            threshold_abs=split_depth_frac * side, labels=measure.label(mask), exclude_border=False)
     markers = np.zeros(mask.shape, np.int32)
     markers[peaks[:, 0], peaks[:, 1]] = np.arange(1, len(peaks) + 1)
-    labels = watershed(-dist, markers, mask=mask).astype(np.int32)
-    return mask, labels
+    return watershed(-dist, markers, mask=mask).astype(np.int32)

@@ -6,9 +6,10 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
-from diagnostics.models import Analysis, Case, ExclusionReason, SlideImage
+from diagnostics.models import Analysis, Case, Cell, ExclusionReason, SlideImage
 
 
 class Review(models.Model):
@@ -64,3 +65,40 @@ class SignOut(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case} v{self.version}"
+
+
+class CellReview(models.Model):
+    """A reviewer's decision on one white cell: its class (one of ``ml.labels.CELL_TYPES``,
+    "artefact" for "not a cell"), or a missed cell added. Append-only: the decision with
+    the highest ``version`` is the cell's current class, and the AI's call stays on the Cell.
+
+    ``version`` is n for the cell's n-th decision. A page sends the version it saw and the
+    new row takes version + 1, so two pages that saw the same version cannot both write
+    (the unique constraint on cell + version): the later one is refused as stale (409).
+    The submission token makes a double-submitted change one row."""
+
+    class Action(models.TextChoices):
+        RECLASSIFIED = "reclassified", "Reclassified"
+        ADDED = "added", "Missed cell added"
+
+    cell = models.ForeignKey(Cell, on_delete=models.CASCADE, related_name="reviews")
+    version = models.PositiveIntegerField(help_text="1 for the cell's first decision, +1 per decision")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cell_reviews")
+    from_label = models.CharField(max_length=40, blank=True, help_text="The class before: the previous decision's, else the AI's")
+    label = models.CharField(max_length=40)
+    action = models.CharField(max_length=20, choices=Action.choices, default=Action.RECLASSIFIED)
+    submission_token = models.UUIDField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["cell", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["cell", "version"], name="one_cell_decision_per_version"),
+            models.UniqueConstraint(fields=["cell", "submission_token"], name="one_cell_decision_per_submission"),
+            models.UniqueConstraint(
+                fields=["submission_token"], condition=Q(action="added"), name="one_added_cell_per_submission"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cell}: {self.from_label or '-'} -> {self.label} (v{self.version})"

@@ -471,6 +471,14 @@ def describe_event(event: AuditEvent) -> str:
         if d.get("comment"):
             text += f" “{d['comment']}”"
         return text
+    if event.verb == verb.CELL_RECLASSIFIED:
+        ai = d.get("ai_label") or "none"
+        conf = f" {_percent(d.get('ai_confidence'))}" if d.get("ai_confidence") is not None else ""
+        return (f"{where} cell {d.get('cell', '?')}: {d.get('previous_label') or 'unclassified'} → {d.get('label', '')}"
+                f" (AI {ai}{conf}; version {d.get('version', '?')})")
+    if event.verb == verb.CELL_ADDED:
+        point = d.get("point") or ["?", "?"]
+        return f"{where}: missed cell {d.get('cell', '?')} added at ({point[0]}, {point[1]}) as {d.get('label', '')}"
     if event.verb == verb.ANALYSED:
         counts = d.get("counts") or {}
         blasts = d.get("blasts")

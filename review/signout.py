@@ -30,7 +30,11 @@ from django.utils import timezone
 
 from diagnostics import access, audit
 from diagnostics.models import AuditEvent, Case, CaseStatus
-from diagnostics.services.case_record import case_figures, person_name
+from diagnostics.services.case_record import (
+    build_case_record,
+    case_figures,
+    person_name,
+)
 from marrowfind import dispatch
 from review import services as review_service
 from review.models import SignOut
@@ -172,7 +176,11 @@ def sign_out_case(case: Case, user, request) -> SignOut:
             if item.analysis is not None
         }
         progress = review_service.review_progress(items)
-        summary = case_figures(locked)
+        record = build_case_record(locked)
+        # Once cells are reviewed, the blast % and the WHO flag are the reviewed differential's
+        # (record.blast_source); the class of every cell, as signed, goes with them.
+        summary = case_figures(locked, record)
+        summary["cell_labels"] = {str(cell.cell_id): cell.label or "" for cell in record.cells}
         summary["reviewed_distribution"] = progress.distribution
         summary["failed_images"] = progress.failed
         amendment_reason = _pending_amendment_reason(locked) if version > 1 else ""

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from review import views
+from review import cell_views, views
 
 urlpatterns = [
     path("", views.worklist, name="worklist"),
@@ -25,4 +25,9 @@ urlpatterns = [
     path("cases/<int:pk>/amend/", views.case_amend, name="case_amend"),
     path("cases/<int:pk>/versions/<int:version>/", views.case_version, name="case_version"),
     path("cases/<int:pk>/audit/", views.case_audit, name="case_audit"),
+    path("cases/<int:pk>/cells/", cell_views.case_cells, name="case_cells"),
+    path("cases/<int:pk>/cells/differential/", cell_views.case_cells_differential, name="case_cells_differential"),
+    path("cases/<int:pk>/cells/<int:cell_pk>/crop.jpg", cell_views.cell_crop, name="cell_crop"),
+    path("cases/<int:pk>/cells/reclassify/", cell_views.cells_reclassify, name="cells_reclassify"),
+    path("cases/<int:pk>/cells/add/", cell_views.cell_add, name="cell_add"),
 ]

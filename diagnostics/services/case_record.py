@@ -15,7 +15,13 @@ when the case finishes), so they cannot disagree on:
 * which images a reviewer excluded as not assessable (and why): they leave every
   figure above and are listed instead;
 * the signer's display name;
-* signed versus AI results.
+* signed versus AI results;
+* the cell differential: the AI's (each white cell's ``Cell.ai_label``) and the
+  reviewed one (a reviewer's newest decision on a cell, ``review.CellReview``,
+  else the AI's confident call; low-confidence cells nobody decided on are
+  "Unidentified" and not counted), with their agreement. Once any cell of the
+  case has a decision, the blast %, the WHO flag and what is signed come from
+  the reviewed differential (``blast_source = "reviewed"``), never from the AI's.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from django.db.models import Prefetch
 from diagnostics.models import (
     Analysis,
     Case,
+    Cell,
     ExclusionReason,
     ImageStatus,
     ModelVersion,
@@ -90,6 +97,111 @@ class ImageRow:
 
 
 @dataclass(frozen=True)
+class CellRow:
+    """One white cell of the case: the AI's call and the reviewer's newest decision."""
+
+    cell_id: int
+    image_id: int
+    position: int  # the image's position in the case
+    index: int  # the cell's number on its image
+    bbox: tuple[int, int, int, int] = field(compare=False)
+    ai_label: str  # "" = not classified by a cell-type model (or added by a reviewer)
+    confidence: float | None
+    low_confidence: bool
+    reviewed_label: str | None  # the newest decision's label; None = no decision
+    version: int  # decisions so far (0 = none); a page sends the version it saw
+    added: bool  # a missed cell a reviewer added
+    reviewer: str | None = None
+
+    @property
+    def label(self) -> str | None:
+        """The class the reviewed differential counts it in; None = Unidentified."""
+        if self.reviewed_label is not None:
+            return self.reviewed_label
+        if self.ai_label and not self.low_confidence:
+            return self.ai_label
+        return None
+
+    @property
+    def changed(self) -> bool:
+        return self.reviewed_label is not None and self.reviewed_label != self.ai_label
+
+
+@dataclass(frozen=True)
+class Differential:
+    """Cells per class (every ``ml.labels.CELL_TYPES`` name) and the blast share of the nucleated white cells."""
+
+    counts: dict[str, int]
+    unidentified: int = 0
+
+    @property
+    def nucleated(self) -> int:
+        from ml.labels import NUCLEATED_WHITE
+
+        return sum(self.counts.get(name, 0) for name in NUCLEATED_WHITE)
+
+    @property
+    def blasts(self) -> int:
+        return self.counts.get("blast", 0)
+
+    @property
+    def blast_fraction(self) -> float | None:
+        return round(self.blasts / self.nucleated, 4) if self.nucleated else None
+
+    def percent(self, name: str) -> float | None:
+        """% of the nucleated white cells (erythroblasts: per 100 white cells); None for
+        platelets and artefacts, which are counted but are not white cells."""
+        from ml.labels import NUCLEATED_WHITE
+
+        if name not in NUCLEATED_WHITE and name != "erythroblast":
+            return None
+        return round(100 * self.counts.get(name, 0) / self.nucleated, 1) if self.nucleated else None
+
+    def rows(self) -> list[dict[str, Any]]:
+        from ml.labels import CELL_TYPE_DISPLAY, CELL_TYPES
+
+        return [
+            {"label": name, "name": CELL_TYPE_DISPLAY.get(name, name), "count": self.counts.get(name, 0),
+             "percent": self.percent(name)}
+            for name in CELL_TYPES
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "counts": dict(self.counts),
+            "nucleated": self.nucleated,
+            "blasts": self.blasts,
+            "blast_fraction": self.blast_fraction,
+            "unidentified": self.unidentified,
+        }
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The AI's cell calls against the reviewed differential, over the cells the AI
+    classified and that have a class in the reviewed one."""
+
+    compared: int
+    unchanged: int
+    kappa: float | None  # Cohen's kappa (ml.metrics); None when undefined (fewer than two classes)
+
+    @property
+    def percent_unchanged(self) -> float | None:
+        return round(100 * self.unchanged / self.compared, 1) if self.compared else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"compared": self.compared, "unchanged": self.unchanged,
+                "percent_unchanged": self.percent_unchanged, "kappa": self.kappa}
+
+
+def differential_target(specimen: str) -> int:
+    """The lab's count target for a reviewed differential (settings: marrow, blood)."""
+    if specimen == Specimen.BONE_MARROW:
+        return settings.DIFFERENTIAL_TARGET_MARROW
+    return settings.DIFFERENTIAL_TARGET_BLOOD
+
+
+@dataclass(frozen=True)
 class CaseRecord:
     case_id: int
     accession: str
@@ -104,6 +216,7 @@ class CaseRecord:
     signer: str | None
     signed_at: datetime | None
     models: tuple[ModelVersion, ...] = field(compare=False, repr=False)
+    cells: tuple[CellRow, ...] = field(default=(), repr=False)  # the white cells of the analysed images
 
     # --- figures ------------------------------------------------------------
 
@@ -136,14 +249,94 @@ class CaseRecord:
     def _cell_sum(self, kind: str) -> int:
         return sum(int(row.cell_counts.get(kind, 0)) for row in self.included)
 
+    # --- the cell differential ------------------------------------------------
+
+    @property
+    def counted_cells(self) -> tuple[CellRow, ...]:
+        """The cells the differentials count: those of images nobody excluded."""
+        excluded = {row.image_id for row in self.images if row.excluded}
+        return tuple(cell for cell in self.cells if cell.image_id not in excluded)
+
+    @property
+    def ai_differential(self) -> Differential:
+        from ml.labels import CELL_TYPES
+
+        counts = dict.fromkeys(CELL_TYPES, 0)
+        unclassified = 0
+        for cell in self.counted_cells:
+            if cell.added:
+                continue
+            if cell.ai_label in counts:
+                counts[cell.ai_label] += 1
+            else:
+                unclassified += 1
+        return Differential(counts=counts, unidentified=unclassified)
+
+    @property
+    def reviewed_differential(self) -> Differential:
+        from ml.labels import CELL_TYPES
+
+        counts = dict.fromkeys(CELL_TYPES, 0)
+        unidentified = 0
+        for cell in self.counted_cells:
+            label = cell.label
+            if label in counts:
+                counts[label] += 1
+            else:
+                unidentified += 1
+        return Differential(counts=counts, unidentified=unidentified)
+
+    @property
+    def cell_decisions(self) -> int:
+        """Cells with a reviewer's decision (reclassified, confirmed, marked artefact or added)."""
+        return sum(1 for cell in self.counted_cells if cell.reviewed_label is not None)
+
+    @property
+    def cells_reviewed(self) -> bool:
+        return self.cell_decisions > 0
+
+    @property
+    def blast_source(self) -> str:
+        """Where the blast %, the WHO flag and the signed figures come from: "reviewed" cells, else the "ai"."""
+        return "reviewed" if self.cells_reviewed else "ai"
+
+    @property
+    def cell_target(self) -> int:
+        return differential_target(self.specimen)
+
+    @property
+    def agreement(self) -> Agreement:
+        from ml.labels import CELL_TYPES
+
+        pairs = [(cell.ai_label, cell.label) for cell in self.counted_cells
+                 if not cell.added and cell.ai_label in CELL_TYPES and cell.label in CELL_TYPES]
+        unchanged = sum(1 for ai, reviewed in pairs if ai == reviewed)
+        kappa = None
+        if len({label for pair in pairs for label in pair}) >= 2:
+            from ml.metrics import kappa_score
+
+            index = {name: i for i, name in enumerate(CELL_TYPES)}
+            kappa = round(kappa_score([index[r] for _, r in pairs], [index[a] for a, _ in pairs],
+                                      labels=list(range(len(CELL_TYPES)))), 4)
+        return Agreement(compared=len(pairs), unchanged=unchanged, kappa=kappa)
+
+    # --- blasts ---------------------------------------------------------------
+
     @property
     def blasts(self) -> int | None:
-        """Blasts over the images where a cell model ran; None (not determined) when none did."""
+        """Blasts over the images where a cell model ran; None (not determined) when none did.
+        Once cells are reviewed: the reviewed differential's blasts."""
+        if self.cells_reviewed:
+            return self.reviewed_differential.blasts
         determined = [row for row in self.included if row.blasts is not None]
         return sum(row.blasts for row in determined) if determined else None
 
     @property
     def blast_wbc(self) -> int | None:
+        """The blast % denominator: white cells of the images a cell model ran on; once cells
+        are reviewed, the nucleated white cells of the reviewed differential."""
+        if self.cells_reviewed:
+            return self.reviewed_differential.nucleated
         determined = [row for row in self.included if row.blasts is not None]
         return sum(int(row.cell_counts.get("wbc", 0)) for row in determined) if determined else None
 
@@ -198,11 +391,26 @@ class CaseRecord:
             "demo": self.demo,
             "image_model_demo": self.image_model_demo,
             "cell_model_demo": self.cell_model_demo,
+            **self.cell_summary(),
+        }
+
+    def cell_summary(self) -> dict[str, Any]:
+        """The differentials, their agreement and the count against the lab's target."""
+        reviewed = self.reviewed_differential
+        return {
+            "blast_source": self.blast_source,
+            "differential": reviewed.to_dict(),
+            "ai_differential": self.ai_differential.to_dict(),
+            "agreement": self.agreement.to_dict(),
+            "cell_decisions": self.cell_decisions,
+            "cells_counted": reviewed.nucleated,
+            "cell_target": self.cell_target,
+            "below_cell_target": reviewed.nucleated < self.cell_target,
         }
 
 
 def build_case_record(case: Case) -> CaseRecord:
-    """The record of ``case`` from the database (four queries whatever the number of images)."""
+    """The record of ``case`` from the database (six queries whatever the number of images or cells)."""
     from ml.gates import blast_estimate_validated, gate_reasons
 
     images = (
@@ -218,11 +426,22 @@ def build_case_record(case: Case) -> CaseRecord:
             "reviews__reviewer",
         )
     )
+    # The white cells of each image's newest analysis, with the reviewers' decisions on them
+    # (review.CellReview, read through the reverse relation ``Cell.reviews``).
+    cells_by_analysis: dict[int, list[Cell]] = {}
+    cell_rows = (
+        Cell.objects.filter(analysis__image__case=case, kind="wbc")
+        .order_by("analysis_id", "index")
+        .prefetch_related("reviews__reviewer")
+    )
+    for cell in cell_rows:
+        cells_by_analysis.setdefault(cell.analysis_id, []).append(cell)
     # Reviews and sign-outs are the review app's models; the core reads them through the
     # reverse relations Django puts on SlideImage and Case, and never imports that app.
     sign_out = case.sign_outs.select_related("signed_by").order_by("-version").first()
     signed_labels = (sign_out.labels or {}) if sign_out else {}
     rows = []
+    cells: list[CellRow] = []
     models: dict[int, ModelVersion] = {}
     cell_versions: dict[int, ModelVersion] = {}
     for image in images:
@@ -263,6 +482,8 @@ def build_case_record(case: Case) -> CaseRecord:
             exclusion=exclusion,
             excluded_by=excluded_by if exclusion else None,
         ))
+        if analysis is not None and image.status == ImageStatus.DONE:
+            cells.extend(_cell_row(image, cell) for cell in cells_by_analysis.get(analysis.pk, ()))
     analysed = [row for row in rows if row.analysed]  # demo-ness over every result made, excluded or not
     image_demo = any(is_demo_version(row.analysis.model_version) for row in analysed)
     cell_demo = any(is_demo_version(version) for version in cell_versions.values())
@@ -282,6 +503,26 @@ def build_case_record(case: Case) -> CaseRecord:
         signer=person_name(sign_out.signed_by) if sign_out else None,
         signed_at=sign_out.signed_at if sign_out else None,
         models=tuple(sorted(models.values(), key=lambda m: (m.task != "image", m.name))),
+        cells=tuple(cells),
+    )
+
+
+def _cell_row(image: SlideImage, cell: Cell) -> CellRow:
+    decisions = sorted(cell.reviews.all(), key=lambda r: r.version, reverse=True)
+    newest = decisions[0] if decisions else None
+    return CellRow(
+        cell_id=cell.pk,
+        image_id=image.pk,
+        position=image.position,
+        index=cell.index,
+        bbox=tuple(int(v) for v in cell.bbox),
+        ai_label=cell.ai_label,
+        confidence=None if cell.confidence is None else float(cell.confidence),
+        low_confidence=cell.low_confidence,
+        reviewed_label=newest.label if newest else None,
+        version=newest.version if newest else 0,
+        added=any(d.action == "added" for d in decisions),
+        reviewer=person_name(newest.reviewer) if newest else None,
     )
 
 
@@ -295,7 +536,8 @@ def case_figures(case: Case, record: CaseRecord | None = None) -> dict[str, Any]
     record = record or build_case_record(case)
     figures = record.summary()
     figures["blast_percent"] = record.blast_percent
-    figures["blast_qualifier"] = "" if record.blast_validated else NOT_VALIDATED_LABEL
+    # A blast % from reviewed cells is the reviewer's count, not the model's estimate.
+    figures["blast_qualifier"] = "" if record.blast_validated or record.cells_reviewed else NOT_VALIDATED_LABEL
     figures["blast_gate_reasons"] = list(record.blast_gate_reasons)
     figures["who_threshold_percent"] = round(100 * settings.WHO_BLAST_THRESHOLD)
     figures["signed"] = record.signed

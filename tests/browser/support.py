@@ -95,8 +95,11 @@ class BrowserTestCase(MediaRootMixin, _Users, StaticLiveServerTestCase):
     def screenshot(self, page, name: str) -> Path:
         """A full-page PNG in test-artifacts/, once every image on the page has loaded
         (a broken image fails the test here rather than hiding in the picture)."""
+        # A function, not a bare expression: Playwright evaluates a bare expression with eval(),
+        # which the pages' Content-Security-Policy refuses.
         page.wait_for_function(
-            "Array.from(document.images).filter(i => i.loading !== 'lazy' || i.getBoundingClientRect().top < innerHeight)"
+            "() => Array.from(document.images)"
+            ".filter(i => i.loading !== 'lazy' || i.getBoundingClientRect().top < innerHeight)"
             ".every(i => i.complete)"
         )
         broken = page.evaluate("Array.from(document.images).filter(i => i.complete && !i.naturalWidth).map(i => i.src)")

@@ -44,6 +44,8 @@ def start_django(tmp_path: Path, code: str = ENTRY_POINT, **env: str) -> subproc
         ({"WORKER_BATCH_SIZE": "sixteen"}, "WORKER_BATCH_SIZE='sixteen' is not an integer"),
         ({"WORKER_BATCH_SIZE": "0"}, "WORKER_BATCH_SIZE='0' must be at least 1"),
         ({"LOW_CONFIDENCE_THRESHOLD": "1.5"}, "LOW_CONFIDENCE_THRESHOLD='1.5' must be at most 1.0"),
+        ({"DIFFERENTIAL_TARGET_MARROW": "0"}, "DIFFERENTIAL_TARGET_MARROW='0' must be at least 1"),
+        ({"DIFFERENTIAL_TARGET_BLOOD": "a hundred"}, "DIFFERENTIAL_TARGET_BLOOD='a hundred' is not an integer"),
         ({"DATABASE_URL": "mongo://db/marrowfind"}, "DATABASE_URL is not a usable database URL"),
         ({"MEDIA_SERVE_MODE": "apache"}, "MEDIA_SERVE_MODE='apache' is not one of: django, nginx"),
         ({"DATABASE_URL": "postgres://db/marrowfind", "DEBUG": "0"}, "SECRET_KEY must be set when DATABASE_URL is set"),

@@ -6,6 +6,7 @@ view without an isolation test fails here."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -13,13 +14,14 @@ from django.urls import reverse
 
 from accounts import urls as accounts_urls
 from diagnostics import tiles
-from diagnostics.models import CaseStatus, Membership
+from diagnostics.models import CaseStatus, Cell, Membership
 from instant import urls as instant_urls
 from instant.models import InstantCheck
 from review import urls as review_urls
-from review.models import Review, SignOut
+from review.models import CellReview, Review, SignOut
 from tests.base import BaseTestCase
 from tests.imagefactory import png_bytes
+from tests.review.cell_helpers import add_cells
 from tests.review.helpers import make_analysed_case
 
 # Routes that list "my labs' things" rather than one object: the outsider gets
@@ -42,6 +44,9 @@ class IsolationTests(BaseTestCase):
         tiles.make_tiles(self.images[0].analyses.get().pk)  # real tiles: the outsider's 404 is not "no such file"
         membership = Membership.objects.get(user=self.technician, lab=self.lab)
         c, i = self.case.pk, self.images[0].pk
+        (cell,) = add_cells(self.images[0].analyses.get(), ["blast"])
+        change = {"label": "lymphocyte", "token": str(uuid.uuid4()), "cells": [{"id": cell.pk, "version": 0}]}
+        missed = {"image": i, "x": 5, "y": 5, "label": "blast", "token": str(uuid.uuid4())}
         self.routes = {
             "worklist": ("get", reverse("worklist"), {}),
             "case_history": ("get", reverse("case_history"), {}),
@@ -57,6 +62,11 @@ class IsolationTests(BaseTestCase):
             "case_amend": ("post", reverse("case_amend", args=[c]), {"reason": "forged"}),
             "case_version": ("get", reverse("case_version", args=[c, 1]), {}),
             "case_audit": ("get", reverse("case_audit", args=[c]), {}),
+            "case_cells": ("get", reverse("case_cells", args=[c]), {}),
+            "case_cells_differential": ("get", reverse("case_cells_differential", args=[c]), {}),
+            "cell_crop": ("get", reverse("cell_crop", args=[c, cell.pk]), {}),
+            "cells_reclassify": ("json", reverse("cells_reclassify", args=[c]), change),
+            "cell_add": ("json", reverse("cell_add", args=[c]), missed),
             "members_home": ("get", reverse("members_home"), {}),
             "lab_members": ("post", reverse("lab_members", args=[self.lab.slug]), {"email": "spy@x.org", "role": "lab_admin"}),
             "member_role": ("post", reverse("member_role", args=[self.lab.slug, membership.pk]), {"role": "lab_admin"}),
@@ -68,6 +78,8 @@ class IsolationTests(BaseTestCase):
 
     def request(self, name):
         method, url, data = self.routes[name]
+        if method == "json":
+            return self.client.post(url, json.dumps(data), content_type="application/json")
         return getattr(self.client, method)(url, data)
 
     def test_every_route_is_in_the_table(self):
@@ -83,6 +95,8 @@ class IsolationTests(BaseTestCase):
         self.case.refresh_from_db()
         self.assertEqual((self.case.status, self.case.assigned_to), (CaseStatus.SIGNED_OUT, None))
         self.assertFalse(Review.objects.exists())
+        self.assertFalse(CellReview.objects.exists())
+        self.assertEqual(Cell.objects.count(), 1)
         self.assertEqual(Membership.objects.get(user=self.technician, lab=self.lab).role, "technician")
 
     def test_outsider_lists_show_nothing_of_lab_a(self):
