@@ -85,6 +85,23 @@ class ExclusionServiceTests(BaseTestCase):
         self.assertEqual([row.position for row in record.excluded], [1])
         self.assertIsNone(record.images[0].label)
 
+    def test_the_cells_of_an_excluded_image_leave_both_differentials(self):
+        from tests.review.cell_helpers import add_cells, reclassify
+
+        add_cells(self.images[0].analyses.get(), ["blast"] * 6)
+        add_cells(self.images[1].analyses.get(), ["blast", "lymphocyte", "lymphocyte", "neutrophil"])
+        kept = add_cells(self.images[2].analyses.get(), ["lymphocyte"] * 2)
+        reclassify(self.case, self.pathologist, kept[:1], "monocyte")
+        before = build_case_record(self.case)
+        self.assertEqual((before.reviewed_differential.blasts, before.reviewed_differential.nucleated), (7, 12))
+        self.exclude(self.images[0])
+        record = build_case_record(self.case)
+        self.assertEqual(record.reviewed_differential.counts["blast"], 1)
+        self.assertEqual(record.reviewed_differential.nucleated, 6)
+        self.assertEqual(record.ai_differential.counts["blast"], 1)
+        figures = case_figures(self.case)
+        self.assertEqual((figures["blasts"], figures["blast_wbc"]), (1, 6))  # from the reviewed cells of images 2 and 3
+
     def test_a_later_label_takes_the_image_back_into_the_figures(self):
         self.exclude(self.images[0])
         review_service.record_review(image=self.images[0], reviewer=self.lab_admin, label="Pro", submission_token=uuid.uuid4())
