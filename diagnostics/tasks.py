@@ -39,7 +39,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
 from diagnostics import pipeline, sweeper, tiles
-from diagnostics.models import Case, TaskRun
+from diagnostics.models import Analysis, Case, TaskRun
 from marrowfind import dispatch
 from marrowfind.celery import app
 
@@ -177,6 +177,7 @@ def segment_image(self, analysis_id: int) -> str:
 def make_tiles(self, analysis_id: int) -> int:
     """Deep Zoom pyramids (original, Grad-CAM, segmentation) of one analysed image for the viewer."""
     with task_run(self, "make_tiles") as run:
+        run.case_id = Analysis.objects.filter(pk=analysis_id).values_list("image__case_id", flat=True).first()
         started = time.perf_counter()
         made = tiles.make_tiles(analysis_id)
         run.timings = {"tiles": round(time.perf_counter() - started, 4)}

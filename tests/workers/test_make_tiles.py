@@ -42,6 +42,7 @@ class MakeTilesTests(BaseTestCase):
         self.assertEqual(set(analysis.tiles["layers"]), {"original", "cam", "segmentation"})
         run = TaskRun.objects.get(task_name="make_tiles")
         self.assertTrue(run.ok, run.error)
+        self.assertEqual(run.case_id, case.pk)
         self.assertIn("tiles", run.timings)
 
         folder = Path(default_storage.path(analysis.tiles["folder"]))
