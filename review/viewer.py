@@ -4,7 +4,9 @@ and the colour legends, for ``review.views.image_viewer`` and its tile routes.
 The pyramids are made by the workers (``diagnostics.tiles``); this module only
 says what exists and where the browser fetches it. The cell outlines are drawn
 by the browser as vectors from the ``Cell`` rows (the contour from the cell
-model, else the box), so they stay sharp at any zoom.
+model, else the box), so they stay sharp at any zoom; each is coloured by the
+cell's current class: the reviewer's newest decision (``CellReview``), else the
+cell model's call.
 """
 
 from __future__ import annotations
@@ -92,14 +94,17 @@ def viewer_state(image: SlideImage, analysis: Analysis | None) -> ViewerState:
             state.layers.append(ViewerLayer(key=key, title=LAYER_TITLES[key], dzi_url=url, layout=layout))
     state.layers.sort(key=lambda layer: list(LAYER_TITLES).index(layer.key))
     counts: dict[str, int] = {}
-    for cell in Cell.objects.filter(analysis=analysis).order_by("index"):
-        label = cell.ai_label or ""
+    for cell in Cell.objects.filter(analysis=analysis).prefetch_related("reviews").order_by("index"):
+        decisions = sorted(cell.reviews.all(), key=lambda decision: decision.version)
+        label = decisions[-1].label if decisions else (cell.ai_label or "")
         counts[label] = counts.get(label, 0) + 1
         state.cells.append({
             "index": cell.index,
             "label": label,
+            "ai_label": cell.ai_label,
+            "reviewed": bool(decisions),
             "name": CELL_TYPE_DISPLAY.get(label, label) or "Not classified",
-            "confidence": None if cell.confidence is None else round(float(cell.confidence), 3),
+            "confidence": None if cell.confidence is None or decisions else round(float(cell.confidence), 3),
             "bbox": cell.bbox,
             "contour": cell.contour or None,
             "colour": CELL_COLOURS.get(label, "#ffffff"),

@@ -145,7 +145,8 @@
         shape.setAttribute("data-cell", cell.index);
         shape.setAttribute("data-label", cell.label);
         var title = document.createElementNS(SVG_NS, "title");
-        title.textContent = "#" + cell.index + " " + cell.name + (cell.confidence !== null ? " (" + Math.round(cell.confidence * 100) + "%)" : "");
+        title.textContent = "#" + cell.index + " " + cell.name +
+          (cell.reviewed ? " (reviewed)" : (cell.confidence !== null ? " (AI " + Math.round(cell.confidence * 100) + "%)" : ""));
         shape.appendChild(title);
         cellsGroup.appendChild(shape);
       });
