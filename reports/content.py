@@ -14,7 +14,13 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from diagnostics.models import Case, ExclusionReason, ImageStatus, ModelVersion, Specimen
+from diagnostics.models import (
+    Case,
+    ExclusionReason,
+    ImageStatus,
+    ModelVersion,
+    Specimen,
+)
 from diagnostics.services.case_record import case_figures, person_name
 from diagnostics.services.models import is_demo_version
 from ml.labels import display_name
