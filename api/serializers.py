@@ -436,7 +436,12 @@ class AnalysisSerializer(serializers.ModelSerializer):
 
 
 class ReviewBriefSerializer(serializers.Serializer):
-    label = serializers.CharField()
+    label = serializers.CharField(allow_blank=True, help_text="Empty when the image was excluded.")
+    exclusion = serializers.CharField(
+        allow_blank=True,
+        help_text="Why the reviewer excluded the image as not assessable (wrong_stain, out_of_focus, "
+        "tissue_section, not_a_smear); empty for a label. An excluded image is left out of the case summary.",
+    )
     agrees_with_ai = serializers.BooleanField()
     comment = serializers.CharField(allow_blank=True)
     reviewer = serializers.CharField(help_text="The reviewer's e-mail address.")
@@ -460,7 +465,7 @@ class ImageResultSerializer(serializers.Serializer):
     review = ReviewBriefSerializer(allow_null=True)
     current_label = serializers.CharField(
         allow_null=True,
-        help_text="The newest review's label, else the model's label; null before analysis.",
+        help_text="The newest review's label, else the model's label; null before analysis and for an excluded image.",
     )
     ai_label = serializers.CharField(allow_null=True, help_text="The model's label; null before analysis.")
     signed_label = serializers.CharField(
@@ -494,6 +499,7 @@ def image_result(item: ImageReviewItem, request, record_row: ImageRow | None = N
         "review": (
             {
                 "label": review.label,
+                "exclusion": review.exclusion,
                 "agrees_with_ai": review.agrees_with_ai,
                 "comment": review.comment,
                 "reviewer": review.reviewer.email,

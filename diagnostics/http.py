@@ -29,17 +29,22 @@ def case_page_url(case) -> str:
 
 
 def send_protected_file(
-    storage_name: str, *, download_name: str | None = None, storage: Storage | None = None
+    storage_name: str,
+    *,
+    download_name: str | None = None,
+    storage: Storage | None = None,
+    content_type: str | None = None,
 ) -> HttpResponse:
     """The response for ``storage_name``. Call only after the access check.
 
     With ``MEDIA_SERVE_MODE="nginx"`` the answer is an empty ``X-Accel-Redirect``
     to ``MEDIA_ACCEL_PREFIX`` (an ``internal`` nginx location), so the bytes never
     pass through Python. Otherwise the file is streamed; ``download_name`` is the
-    file name offered to the browser (default: the stored file's base name). A
-    file missing from storage is a 404.
+    file name offered to the browser (default: the stored file's base name);
+    ``content_type`` overrides the one guessed from the name. A file missing
+    from storage is a 404.
     """
-    content_type = mimetypes.guess_type(storage_name)[0] or "application/octet-stream"
+    content_type = content_type or mimetypes.guess_type(storage_name)[0] or "application/octet-stream"
     if settings.MEDIA_SERVE_MODE == "nginx":
         response = HttpResponse(content_type=content_type)
         response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_PREFIX.rstrip("/") + "/" + quote(storage_name)

@@ -61,6 +61,27 @@ class CaseStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class ExclusionReason(models.TextChoices):
+    """Why a reviewer took an image out of a case's figures ("not assessable")."""
+
+    WRONG_STAIN = "wrong_stain", "Wrong stain"
+    OUT_OF_FOCUS = "out_of_focus", "Out of focus"
+    TISSUE_SECTION = "tissue_section", "Tissue section"
+    NOT_A_SMEAR = "not_a_smear", "Not a smear"
+
+
+# The scope check's finding (ml.scope.SCOPE_CODES) -> the exclusion it suggests to the reviewer.
+# "far_from_training" suggests none: the image may be assessable, the reviewer decides.
+SCOPE_EXCLUSIONS: dict[str, str] = {
+    "not_smear_stain": ExclusionReason.WRONG_STAIN,
+    "out_of_focus": ExclusionReason.OUT_OF_FOCUS,
+    "tissue_section": ExclusionReason.TISSUE_SECTION,
+    "blank": ExclusionReason.NOT_A_SMEAR,
+    "screenshot": ExclusionReason.NOT_A_SMEAR,
+    "single_cell": ExclusionReason.NOT_A_SMEAR,
+}
+
+
 class Case(models.Model):
     lab = models.ForeignKey(Lab, on_delete=models.PROTECT, related_name="cases")
     accession_number = models.CharField(max_length=64)
@@ -225,6 +246,11 @@ class Analysis(models.Model):
     scope_code = models.CharField(max_length=40, blank=True)
     scope_reason = models.TextField(blank=True)
     timings = models.JSONField(default=dict, help_text="Seconds per pipeline stage")
+    # Deep Zoom pyramids for the full-resolution viewer (diagnostics.tiles, made after the
+    # analysis on the cpu queue): {"folder": "labs/../tiles/<id>", "layers": {"original":
+    # ml.deepzoom.DeepZoomLayout.as_dict(), "cam": .., "segmentation": ..}}; {"error": ".."}
+    # when they could not be made; empty until then.
+    tiles = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -272,6 +298,7 @@ class AuditEvent(models.Model):
         CASE_READY = "case_ready", "Case ready for review"
         REVIEWED = "reviewed", "Label confirmed"
         RELABELLED = "relabelled", "Label overridden"
+        EXCLUDED = "excluded", "Image excluded (not assessable)"
         CELL_RECLASSIFIED = "cell_reclassified", "Cell reclassified"
         CELL_ADDED = "cell_added", "Missed cell added"
         SIGNED_OUT = "signed_out", "Case signed out"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from diagnostics.models import Analysis, Case, CaseStatus, ImageStatus, SlideImage
@@ -28,6 +28,7 @@ class RequeuePlan:
     failed: list[int] = field(default_factory=list)  # images given up on
     # (case id, signer id, sign-out version) of signed cases whose final report is missing
     reports: list[tuple[int, int | None, int]] = field(default_factory=list)
+    tiles: list[int] = field(default_factory=list)  # Analysis ids to send to make_tiles (viewer tiles missing)
 
 
 def requeue_stuck_images(now=None) -> RequeuePlan:
@@ -84,7 +85,24 @@ def requeue_stuck_images(now=None) -> RequeuePlan:
     for case_id in {c for c in SlideImage.objects.filter(pk__in=plan.failed).values_list("case_id", flat=True)}:
         finalize_case_if_complete(case_id, actor_label="sweeper")
     plan.reports = signed_cases_without_report(stale)
+    plan.tiles = analyses_without_tiles(stale)
     return plan
+
+
+TILES_PER_SWEEP = 50
+
+
+def analyses_without_tiles(analysed_before, limit: int = TILES_PER_SWEEP) -> list[int]:
+    """The newest analysis of each finished image, made before ``analysed_before``, that has
+    no viewer tiles and no recorded failure to make them (the message was lost, or the
+    analysis predates the viewer): at most ``limit`` a sweep, oldest first."""
+    newer = Analysis.objects.filter(image=OuterRef("image"), created_at__gt=OuterRef("created_at"))
+    return list(
+        Analysis.objects.filter(tiles={}, image__status=ImageStatus.DONE, created_at__lt=analysed_before)
+        .exclude(Exists(newer))
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
 
 
 def signed_cases_without_report(signed_before) -> list[tuple[int, int | None, int]]:

@@ -2,7 +2,8 @@
 
 Queues (routes in settings.CELERY_TASK_ROUTES): ``classify_chunk`` runs on
 ``gpu``; ``process_case``, ``segment_image`` and ``requeue_stuck_images`` on
-``cpu``.
+``cpu``; ``make_tiles`` (the viewer's Deep Zoom tiles, sent once an image is
+segmented) on ``cpu`` too.
 
 Reliability settings, and why:
 
@@ -37,8 +38,8 @@ from django.db import InterfaceError, OperationalError, connections
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
-from diagnostics import pipeline, sweeper
-from diagnostics.models import Case, TaskRun
+from diagnostics import pipeline, sweeper, tiles
+from diagnostics.models import Analysis, Case, TaskRun
 from marrowfind import dispatch
 from marrowfind.celery import app
 
@@ -167,7 +168,22 @@ def segment_image(self, analysis_id: int) -> str:
         run.image_count = 0 if outcome.state == "skipped" else 1
         run.timings = outcome.timings
         run.error = outcome.error
+        if outcome.state == "done":
+            dispatch.make_tiles(analysis_id)
         return outcome.state
+
+
+@app.task(bind=True, name="diagnostics.tasks.make_tiles", **RETRY_OPTIONS)
+def make_tiles(self, analysis_id: int) -> int:
+    """Deep Zoom pyramids (original, Grad-CAM, segmentation) of one analysed image for the viewer."""
+    with task_run(self, "make_tiles") as run:
+        run.case_id = Analysis.objects.filter(pk=analysis_id).values_list("image__case_id", flat=True).first()
+        started = time.perf_counter()
+        made = tiles.make_tiles(analysis_id)
+        run.timings = {"tiles": round(time.perf_counter() - started, 4)}
+        run.image_count = 1 if made.get("layers") else 0
+        run.error = made.get("error", "")
+        return sum(layer.get("tiles", 0) for layer in (made.get("layers") or {}).values())
 
 
 @app.task(bind=True, name="diagnostics.tasks.finalize_case", **RETRY_OPTIONS)
@@ -189,12 +205,15 @@ def requeue_stuck_images(self) -> dict[str, int]:
             segment_image.delay(analysis_id)
         for case_id, signer_id, version in plan.reports:
             dispatch.send(dispatch.RENDER_FINAL_REPORT, case_id, signer_id, version)
+        for analysis_id in plan.tiles:
+            dispatch.send(dispatch.MAKE_TILES, analysis_id)
         run.image_count = len(plan.segment) + len(plan.failed)
-        if plan.cases or plan.segment or plan.failed or plan.reports:
+        if plan.cases or plan.segment or plan.failed or plan.reports or plan.tiles:
             logger.warning(
-                "sweeper: re-sent %d case(s), %d segmentation(s), %d final report(s); gave up on %d image(s) "
-                "(stale after %d s)",
-                len(plan.cases), len(plan.segment), len(plan.reports), len(plan.failed), settings.STUCK_IMAGE_AFTER_S,
+                "sweeper: re-sent %d case(s), %d segmentation(s), %d final report(s), %d viewer tile set(s); "
+                "gave up on %d image(s) (stale after %d s)",
+                len(plan.cases), len(plan.segment), len(plan.reports), len(plan.tiles), len(plan.failed),
+                settings.STUCK_IMAGE_AFTER_S,
             )
         return {"cases": len(plan.cases), "segment": len(plan.segment), "failed": len(plan.failed),
-                "reports": len(plan.reports)}
+                "reports": len(plan.reports), "tiles": len(plan.tiles)}

@@ -26,6 +26,7 @@ PROCESS_CASE = "diagnostics.tasks.process_case"
 RENDER_FINAL_REPORT = "reports.tasks.render_final_report"
 RENDER_DRAFT_REPORT = "reports.tasks.render_draft_report"
 INSTANT_CHECK = "instant.tasks.instant_check"
+MAKE_TILES = "diagnostics.tasks.make_tiles"
 
 
 def send(name: str, *args: Any) -> None:
@@ -58,3 +59,8 @@ def render_draft_report(report_id: str) -> None:
 
 def instant_check(check_id: str) -> None:
     send_on_commit(INSTANT_CHECK, check_id)
+
+
+def make_tiles(analysis_id: int) -> None:
+    """The viewer's Deep Zoom tiles of one analysed image (cpu queue)."""
+    send_on_commit(MAKE_TILES, analysis_id)

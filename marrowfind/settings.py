@@ -146,11 +146,15 @@ MIDDLEWARE = [
 # Content-Security-Policy (django-csp): scripts, styles, fonts and images from
 # this site only; no inline script, no eval, no framing. Inline style
 # attributes (a few progress bars and widths) are allowed, inline <style> not.
+EMPTY_STYLE_HASH = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"  # base64(sha256(b""))
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
+        # <style> elements: this site's files, and the EMPTY inline style only (the hash of
+        # ""): the viewer leaves an empty marker so OpenSeadragon does not inject its own.
+        "style-src-elem": ["'self'", EMPTY_STYLE_HASH],
         "style-src-attr": ["'unsafe-inline'"],
         "img-src": ["'self'", "data:"],
         "font-src": ["'self'"],

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from diagnostics.models import Case, ImageStatus, ModelVersion, Specimen
+from diagnostics.models import Case, ExclusionReason, ImageStatus, ModelVersion, Specimen
 from diagnostics.services.case_record import Differential, case_figures, person_name, signed_result
 from diagnostics.services.models import is_demo_version
 from ml.labels import display_name
@@ -59,6 +59,8 @@ class ReportRow:
     rbc: int
     platelet: int
     blasts: int | None
+    # The reviewer took the image out of the figures as not assessable: the reason's display name.
+    exclusion: str | None = None
     # Thumbnails: absolute paths and their size on the page (points); not part of the digest.
     thumb_original: str | None = None
     thumb_original_w: float = 0.0
@@ -135,6 +137,10 @@ class ReportContent:
         return ", ".join(part for part in (self.signed_by, self.signer_credentials) if part)
 
     @property
+    def excluded_rows(self) -> list[ReportRow]:
+        return [row for row in self.rows if row.exclusion]
+
+    @property
     def status_label(self) -> str:
         return ReportStatus(self.status).label.lower()
 
@@ -148,7 +154,7 @@ class ReportContent:
         return round(100 * float(self.summary.get("who_threshold", settings.WHO_BLAST_THRESHOLD)))
 
     def canonical(self) -> dict[str, Any]:
-        summary_keys = ("images", "analysed", "failed", "per_class", "cells", "wbc", "rbc", "platelet", "blasts",
+        summary_keys = ("images", "analysed", "failed", "excluded", "per_class", "cells", "wbc", "rbc", "platelet", "blasts",
                         "blast_fraction", "who_flag", "low_confidence", "demo")
         return {
             "report_id": self.report_id,
@@ -303,17 +309,20 @@ def collect_report_content(
                 if name not in class_order:
                     class_order.append(name)
         signed = signed_labels.get(str(image.pk))
-        signed_row = signed_labels.get(str(image.pk))
-        if signed_row is not None:
-            review_label, reviewer = signed_row.get("label"), signed_row.get("reviewer")
-            comment = signed_row.get("comment", item.latest_review.comment if item.latest_review else "")
+        if signed is not None:
+            review_label, reviewer = signed.get("label"), signed.get("reviewer")
+            comment = signed.get("comment", item.latest_review.comment if item.latest_review else "")
+            exclusion = signed.get("exclusion") or ""
         elif item.latest_review is not None:
             reviewer_user = item.latest_review.reviewer
-            review_label = item.latest_review.label
+            review_label = item.latest_review.label or None
             reviewer = person_name(reviewer_user)
             comment = item.latest_review.comment
+            exclusion = item.latest_review.exclusion
         else:
-            review_label, reviewer, comment = None, None, ""
+            review_label, reviewer, comment, exclusion = None, None, "", ""
+        if exclusion:
+            review_label = None
         counts = (analysis.cell_counts or {}) if analysis else {}
         row = ReportRow(
             position=image.position,
@@ -332,8 +341,9 @@ def collect_report_content(
             rbc=int(counts.get("rbc", 0)),
             platelet=int(counts.get("platelet", 0)),
             blasts=analysis.blasts if analysis else None,
+            exclusion=(ExclusionReason(exclusion).label if exclusion in ExclusionReason.values else exclusion) or None,
         )
-        if analysis is not None and image.status == ImageStatus.DONE:
+        if analysis is not None and image.status == ImageStatus.DONE and not exclusion:
             ai_counts[analysis.label] = ai_counts.get(analysis.label, 0) + 1
             final = review_label or analysis.label
             final_counts[final] = final_counts.get(final, 0) + 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
-from diagnostics.models import CaseStatus, Specimen
+from diagnostics.models import CaseStatus, ExclusionReason, Specimen
 from marrowfind import textlimits
 from review.models import BAllSubtype, Diagnosis
 from review.services import WorklistQuery
@@ -47,15 +47,34 @@ class HistorySearchForm(forms.Form):
 
 
 class ReviewForm(forms.Form):
-    """Confirm (label = the AI label) or override one image's label."""
+    """Confirm (label = the AI label) or override one image's label, or, with the
+    "exclude" button, take it out of the figures as not assessable (a reason is required)."""
 
-    label = forms.ChoiceField(choices=[])
+    label = forms.ChoiceField(choices=[], required=False)
+    exclusion = forms.ChoiceField(
+        label="Not assessable", choices=[("", "—"), *ExclusionReason.choices], required=False
+    )
     comment = forms.CharField(required=False, validators=[textlimits.review_comment], widget=forms.Textarea(attrs={"rows": 2}))
     submission_token = forms.UUIDField(widget=forms.HiddenInput)
 
     def __init__(self, *args, class_names: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["label"].choices = [(name, name) for name in class_names]
+
+    @property
+    def excluding(self) -> bool:
+        return bool(self.data.get("exclude"))
+
+    def clean(self):
+        data = super().clean()
+        if self.excluding:
+            if not data.get("exclusion"):
+                self.add_error("exclusion", "Choose why the image is not assessable.")
+        else:
+            data["exclusion"] = ""  # a reason left selected does not count without the exclude button
+            if not data.get("label") and "label" not in self.errors:
+                self.add_error("label", "Choose a label.")
+        return data
 
 
 def totp_code_field() -> forms.CharField:

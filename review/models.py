@@ -9,16 +9,18 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from diagnostics.models import Analysis, Case, Cell, SlideImage
+from diagnostics.models import Analysis, Case, Cell, ExclusionReason, SlideImage
 
 
 class Review(models.Model):
-    """A reviewer's label for one image. The newest review of an image is its current label."""
+    """A reviewer's decision on one image: a label, or an exclusion ("not assessable", with
+    its reason; the label is then empty). The newest review of an image is its current decision."""
 
     image = models.ForeignKey(SlideImage, on_delete=models.CASCADE, related_name="reviews")
     analysis = models.ForeignKey(Analysis, on_delete=models.SET_NULL, null=True, blank=True, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
-    label = models.CharField(max_length=40)
+    label = models.CharField(max_length=40, blank=True)
+    exclusion = models.CharField(max_length=20, choices=ExclusionReason.choices, blank=True)
     agrees_with_ai = models.BooleanField(default=True)
     comment = models.TextField(blank=True)
     # One per form render / API request: a double submit hits the unique constraint and is recorded once.
@@ -28,6 +30,17 @@ class Review(models.Model):
     class Meta:
         db_table = "diagnostics_review"
         ordering = ["-created_at"]
+        constraints = [
+            # exactly one of the two: a label, or an exclusion reason
+            models.CheckConstraint(
+                condition=(~models.Q(label="") & models.Q(exclusion="")) | (models.Q(label="") & ~models.Q(exclusion="")),
+                name="review_is_a_label_or_an_exclusion",
+            ),
+        ]
+
+    @property
+    def excluded(self) -> bool:
+        return bool(self.exclusion)
 
 
 class Diagnosis(models.TextChoices):

@@ -32,16 +32,19 @@ from django.utils import timezone
 
 from diagnostics import access, audit
 from diagnostics.models import (
+    SCOPE_EXCLUSIONS,
     Analysis,
     AuditEvent,
     Case,
     CaseStatus,
+    ExclusionReason,
     ImageStatus,
     SlideImage,
 )
 from review.models import Review, SignOut
 
 UNIDENTIFIED = "Unidentified"
+EXCLUDED = "Excluded"
 
 
 class ReviewError(Exception):
@@ -79,20 +82,47 @@ class ImageReviewItem:
         return self.analysis.label if self.analysis else None
 
     @property
+    def excluded(self) -> bool:
+        """The newest review took the image out of the case's figures (not assessable)."""
+        return bool(self.reviews) and self.reviews[0].excluded
+
+    @property
+    def exclusion(self) -> str:
+        return self.reviews[0].exclusion if self.excluded else ""
+
+    @property
+    def exclusion_label(self) -> str:
+        return ExclusionReason(self.exclusion).label if self.excluded else ""
+
+    @property
+    def suggested_exclusion(self) -> str:
+        """The exclusion the scope check suggests for an image nobody has decided on yet
+        (pre-filled in the review form); "" when it is in scope or already reviewed."""
+        if self.analysis is None or self.analysis.in_scope or self.reviews:
+            return ""
+        return SCOPE_EXCLUSIONS.get(self.analysis.scope_code, "")
+
+    @property
     def current_label(self) -> str | None:
+        """The newest review's label, else the AI's; None for an excluded image."""
         if self.reviews:
-            return self.reviews[0].label
+            return self.reviews[0].label or None
         return self.ai_label
 
     @property
     def overridden(self) -> bool:
-        return bool(self.reviews) and self.analysis is not None and self.reviews[0].label != self.analysis.label
+        return (
+            bool(self.reviews) and not self.excluded and self.analysis is not None
+            and self.reviews[0].label != self.analysis.label
+        )
 
     @property
     def group(self) -> str:
-        """The gallery bucket: a class name, "Unidentified", or a processing state."""
+        """The gallery bucket: a class name, "Unidentified", "Excluded", or a processing state."""
         if self.analysis is None:
             return "Failed" if self.image.status == ImageStatus.FAILED else "Pending"
+        if self.excluded:
+            return EXCLUDED
         return UNIDENTIFIED if self.unidentified else (self.current_label or UNIDENTIFIED)
 
     @property
@@ -147,8 +177,8 @@ def group_items(items: list[ImageReviewItem]) -> list[tuple[str, list[ImageRevie
     buckets: dict[str, list[ImageReviewItem]] = {}
     for item in items:
         buckets.setdefault(item.group, []).append(item)
-    extra = [name for name in buckets if name not in order and name not in ("Failed", "Pending")]
-    names = [*order, *extra, "Failed", "Pending"]
+    extra = [name for name in buckets if name not in order and name not in (EXCLUDED, "Failed", "Pending")]
+    names = [*order, *extra, EXCLUDED, "Failed", "Pending"]
     return [(name, buckets[name]) for name in names if name in buckets]
 
 
@@ -161,7 +191,8 @@ class ReviewProgress:
     overridden: int
     failed: int
     pending: int
-    distribution: dict[str, int]  # current label -> images, over analysed images
+    distribution: dict[str, int]  # current label (or "Excluded") -> images, over analysed images
+    excluded: int = 0
 
     @property
     def unreviewed(self) -> int:
@@ -172,7 +203,7 @@ def review_progress(items: list[ImageReviewItem]) -> ReviewProgress:
     counts: dict[str, int] = {}
     for item in items:
         if item.analysis is not None:
-            key = UNIDENTIFIED if item.unidentified else (item.current_label or UNIDENTIFIED)
+            key = item.group
             counts[key] = counts.get(key, 0) + 1
     # Unidentified first, then the model's class order (as in the gallery).
     order = [name for name, _ in group_items(items)]
@@ -186,6 +217,7 @@ def review_progress(items: list[ImageReviewItem]) -> ReviewProgress:
         failed=sum(1 for i in items if i.analysis is None and i.image.status == ImageStatus.FAILED),
         pending=sum(1 for i in items if i.analysis is None and i.image.status != ImageStatus.FAILED),
         distribution=distribution,
+        excluded=sum(1 for i in items if i.analysis is not None and i.excluded),
     )
 
 
@@ -216,11 +248,14 @@ def record_review(
     *,
     image: SlideImage,
     reviewer,
-    label: str,
+    label: str = "",
     submission_token: uuid.UUID,
     comment: str = "",
+    exclusion: str = "",
 ) -> ReviewOutcome:
-    """Confirm or reclassify one image.
+    """Confirm or reclassify one image, or exclude it as not assessable
+    (``exclusion``, an :class:`~diagnostics.models.ExclusionReason`; the label is then
+    ignored): an excluded image leaves the case's figures and the report lists it.
 
     Takes the case row lock, which sign-out also takes, so that a review
     cannot slip in between the sign-out checks and the signature. A repeated
@@ -241,10 +276,14 @@ def record_review(
         analysis = latest_analysis(image)
         if analysis is None:
             raise ReviewError(f"Image #{image.position} has no analysis to review.")
-        if label not in analysis.model_version.class_names:
+        if exclusion:
+            if exclusion not in ExclusionReason.values:
+                raise ReviewError(f"{exclusion!r} is not a reason for excluding an image.")
+            label = ""
+        elif label not in analysis.model_version.class_names:
             raise ReviewError(f"{label!r} is not a class of model {analysis.model_version.name}.")
         previous = image.reviews.order_by("-created_at", "-id").first()
-        previous_label = previous.label if previous else analysis.label
+        previous_label = (previous.label or EXCLUDED) if previous else analysis.label
         try:
             with transaction.atomic():
                 review = Review.objects.create(
@@ -252,15 +291,20 @@ def record_review(
                     analysis=analysis,
                     reviewer=reviewer,
                     label=label,
-                    agrees_with_ai=(label == analysis.label),
+                    exclusion=exclusion,
+                    agrees_with_ai=(not exclusion and label == analysis.label),
                     comment=comment.strip(),
                     submission_token=submission_token,
                 )
         except IntegrityError:
             # The same token committed by a concurrent request after our check.
             return ReviewOutcome(Review.objects.get(submission_token=submission_token), created=False)
+        if exclusion:
+            verb = AuditEvent.Verb.EXCLUDED
+        else:
+            verb = AuditEvent.Verb.REVIEWED if label == analysis.label else AuditEvent.Verb.RELABELLED
         audit.record(
-            AuditEvent.Verb.REVIEWED if label == analysis.label else AuditEvent.Verb.RELABELLED,
+            verb,
             actor=reviewer,
             case=case,
             obj=review,
@@ -269,7 +313,10 @@ def record_review(
             image_id=image.pk,
             ai_label=analysis.label,
             previous_label=previous_label,
-            label=label,
+            label=label or EXCLUDED,
+            exclusion=exclusion,
+            exclusion_reason=ExclusionReason(exclusion).label if exclusion else "",
+            scope_code=analysis.scope_code,
             confidence=round(float(analysis.confidence), 4),
             low_confidence=analysis.low_confidence,
             comment=review.comment,
@@ -416,6 +463,12 @@ def describe_event(event: AuditEvent) -> str:
     verb = AuditEvent.Verb
     position = d.get("image") or d.get("position")
     where = f"image #{position}" if position else ""
+    if event.verb == verb.EXCLUDED:
+        before = f"{d['previous_label']} → " if d.get("previous_label") else ""
+        text = f"{where}: {before}excluded, not assessable ({d.get('exclusion_reason', '')})"
+        if d.get("comment"):
+            text += f" “{d['comment']}”"
+        return text
     if event.verb in (verb.REVIEWED, verb.RELABELLED):
         text = f"{where}: "
         if d.get("previous_label") and d.get("previous_label") != d.get("label"):
@@ -452,6 +505,8 @@ def describe_event(event: AuditEvent) -> str:
         return f"amendment of version {d.get('from_version')} opened: “{d.get('reason', '')}”"
     if event.verb in (verb.SIGNED_OUT, verb.AMENDED):
         text = f"version {d.get('version')} signed: {d.get('images', 0)} image(s), {d.get('overridden', 0)} overridden"
+        if d.get("excluded"):
+            text += f", {d['excluded']} excluded"
         if d.get("amendment_reason"):
             text += f"; reason “{d['amendment_reason']}”"
         return text

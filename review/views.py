@@ -11,23 +11,27 @@ Protection, for every view here:
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.services import credentials_of
 from diagnostics import access
-from diagnostics.http import case_page_url, is_htmx
-from diagnostics.models import CaseStatus, Membership, Role
+from diagnostics import tiles as tile_service
+from diagnostics.http import case_page_url, is_htmx, send_protected_file
+from diagnostics.models import CaseStatus, ExclusionReason, Membership, Role
 from diagnostics.services.case_record import case_figures, signed_result
 from review import services as review_service
 from review import signout as signout_service
+from review import viewer as viewer_service
 from review.forms import (
     AmendForm,
     AssignForm,
@@ -162,6 +166,7 @@ def _review_context(request: HttpRequest, case, items=None) -> dict:
         "assign_form": AssignForm(reviewers=reviewers, initial={"assignee": case.assigned_to_id}),
         "amend_form": AmendForm(),
         "case_page_url": case_page_url(case),
+        "exclusion_choices": ExclusionReason.choices,
     }
 
 
@@ -192,6 +197,7 @@ def review_image(request: HttpRequest, pk: int, image_pk: int) -> HttpResponse:
                 image=image,
                 reviewer=request.user,
                 label=form.cleaned_data["label"],
+                exclusion=form.cleaned_data["exclusion"],
                 comment=form.cleaned_data["comment"],
                 submission_token=form.cleaned_data["submission_token"],
             )
@@ -200,6 +206,9 @@ def review_image(request: HttpRequest, pk: int, image_pk: int) -> HttpResponse:
         else:
             if not outcome.created:
                 note = f"Image #{image.position}: that review was already recorded."
+            elif outcome.review.excluded:
+                note = (f"Image #{image.position}: excluded as not assessable "
+                        f"({outcome.review.get_exclusion_display().lower()}); it leaves the case figures.")
             elif outcome.review.agrees_with_ai:
                 note = f"Image #{image.position}: {outcome.review.label} confirmed."
             else:
@@ -217,12 +226,72 @@ def review_image(request: HttpRequest, pk: int, image_pk: int) -> HttpResponse:
         # Nothing typed is lost: the card comes back with the label and comment as sent.
         item.draft_label = data.get("label") or ""
         item.draft_comment = data.get("comment") or ""
+        item.draft_exclusion = data.get("exclusion") or ""
     context.update(item=item, card_error=error, card_note=None if error else note, card_image_id=image.pk)
     if is_htmx(request):
         # 200 even for a refused review: htmx swaps only 2xx answers, and the card shows the reason.
         return render(request, "review/_review_response.html", context)
     messages.error(request, error)
     return render(request, "review/case_review.html", context, status=400)
+
+
+# --- the full-resolution viewer and its tiles -------------------------------
+
+
+def _image_and_analysis(request: HttpRequest, pk: int, image_pk: int):
+    """The case's image (404 outside the user's labs) and its newest analysis."""
+    case = access.get_case_or_404(request.user, pk)
+    image = get_object_or_404(access.images_for(request.user).filter(case=case), pk=image_pk)
+    image.case = case
+    return case, image, review_service.latest_analysis(image)
+
+
+@login_required
+@require_GET
+def image_viewer(request: HttpRequest, pk: int, image_pk: int) -> HttpResponse:
+    """Zoom and pan on the original at full resolution (OpenSeadragon over the workers'
+    Deep Zoom tiles), with Grad-CAM, the segmentation and the cell outlines as layers."""
+    case, image, analysis = _image_and_analysis(request, pk, image_pk)
+    positions = list(case.images.order_by("position").values_list("pk", flat=True))
+    index = positions.index(image.pk)
+    neighbours = {
+        "previous": reverse("image_viewer", args=[case.pk, positions[index - 1]]) if index > 0 else None,
+        "next": reverse("image_viewer", args=[case.pk, positions[index + 1]]) if index + 1 < len(positions) else None,
+    }
+    state = viewer_service.viewer_state(image, analysis)
+    return render(request, "review/viewer.html", {
+        "case": case,
+        "image": image,
+        "analysis": analysis,
+        "state": state,
+        # a data- attribute (escaped by the template), not a <script> block: the pages carry no inline script
+        "cells_json": json.dumps(state.cells, separators=(",", ":")),
+        "segmentation_legend": viewer_service.segmentation_legend(),
+        "neighbours": neighbours,
+        "back_url": f"{reverse('case_review', args=[case.pk])}#image-{image.pk}",
+    })
+
+
+@login_required
+@require_GET
+def image_tiles_dzi(request: HttpRequest, pk: int, image_pk: int, layer: str) -> HttpResponse:
+    """The Deep Zoom descriptor of one layer (lab-scoped, never cached)."""
+    _, _, analysis = _image_and_analysis(request, pk, image_pk)
+    name = tile_service.descriptor_name(analysis, layer) if analysis else None
+    if name is None:
+        raise Http404("No tiles for this image")
+    return send_protected_file(name, content_type="application/xml")
+
+
+@login_required
+@require_GET
+def image_tile(request: HttpRequest, pk: int, image_pk: int, layer: str, level: str, col: str, row: str, fmt: str):
+    """One Deep Zoom tile (lab-scoped, never cached)."""
+    _, _, analysis = _image_and_analysis(request, pk, image_pk)
+    name = tile_service.tile_name(analysis, layer, int(level), int(col), int(row), fmt) if analysis else None
+    if name is None:
+        raise Http404("No such tile")
+    return send_protected_file(name)
 
 
 @login_required
@@ -342,6 +411,9 @@ def case_version(request: HttpRequest, pk: int, version: int) -> HttpResponse:
     case = access.get_case_or_404(request.user, pk)
     sign_out = get_object_or_404(SignOut.objects.select_related("signed_by"), case=case, version=version)
     rows = sorted(sign_out.labels.values(), key=lambda row: row.get("position", 0))
+    for row in rows:
+        code = row.get("exclusion") or ""
+        row["exclusion_label"] = ExclusionReason(code).label if code in ExclusionReason.values else code
     return render(request, "review/version.html", {
         "case": case, "sign_out": sign_out, "rows": rows, "signed": signed_result(sign_out),
         "changes": signout_service.amendment_changes(case, version),

@@ -12,6 +12,8 @@ when the case finishes), so they cannot disagree on:
 * the blast % and the WHO ≥ 20 % flag, with whether the blast estimate passed
   the gate (``ml.gates.blast_estimate_validated`` of the cell model's card);
 * the per-class counts (AI labels, and the current labels: signed > reviewed > AI);
+* which images a reviewer excluded as not assessable (and why): they leave every
+  figure above and are listed instead;
 * the signer's display name;
 * signed versus AI results: :class:`SignedResult` is the newest sign-out
   (labels, figures and the diagnosis as signed, the signer's name and
@@ -38,6 +40,7 @@ from diagnostics.models import (
     Analysis,
     Case,
     Cell,
+    ExclusionReason,
     ImageStatus,
     ModelVersion,
     SlideImage,
@@ -199,15 +202,29 @@ class ImageRow:
     cell_counts: dict[str, int]
     blasts: int | None
     demo: bool  # this image's results come from a demo image or cell model
+    # ExclusionReason value when the image is excluded (not assessable), else "": from the
+    # newest sign-out snapshot when it has this image, else from the newest review
+    exclusion: str = ""
+    excluded_by: str | None = None
 
     @property
     def label(self) -> str | None:
-        """The result: signed, else reviewed, else the AI's."""
+        """The result: signed, else reviewed, else the AI's; None for an excluded image."""
+        if self.exclusion:
+            return None
         return self.signed_label or self.reviewed_label or self.ai_label
 
     @property
     def analysed(self) -> bool:
         return self.analysis is not None and self.status == ImageStatus.DONE
+
+    @property
+    def excluded(self) -> bool:
+        return bool(self.exclusion)
+
+    @property
+    def exclusion_label(self) -> str:
+        return ExclusionReason(self.exclusion).label if self.exclusion in ExclusionReason.values else self.exclusion
 
 
 @dataclass(frozen=True)
@@ -344,8 +361,17 @@ class CaseRecord:
         return tuple(row for row in self.images if row.analysed)
 
     @property
+    def included(self) -> tuple[ImageRow, ...]:
+        """The analysed images the figures are made of: every one a reviewer did not exclude."""
+        return tuple(row for row in self.analysed if not row.excluded)
+
+    @property
+    def excluded(self) -> tuple[ImageRow, ...]:
+        return tuple(row for row in self.analysed if row.excluded)
+
+    @property
     def ai_per_class(self) -> dict[str, int]:
-        return dict(sorted(Counter(row.ai_label for row in self.analysed).items()))
+        return dict(sorted(Counter(row.ai_label for row in self.included).items()))
 
     @property
     def result_source(self) -> str:
@@ -355,12 +381,18 @@ class CaseRecord:
     @property
     def per_class(self) -> dict[str, int]:
         """Images per current label (signed > reviewed > AI)."""
-        return dict(sorted(Counter(row.label for row in self.analysed).items()))
+        return dict(sorted(Counter(row.label for row in self.included).items()))
 
     def _cell_sum(self, kind: str) -> int:
-        return sum(int(row.cell_counts.get(kind, 0)) for row in self.analysed)
+        return sum(int(row.cell_counts.get(kind, 0)) for row in self.included)
 
     # --- the cell differential ------------------------------------------------
+
+    @property
+    def counted_cells(self) -> tuple[CellRow, ...]:
+        """The cells the differentials count: those of images nobody excluded."""
+        excluded = {row.image_id for row in self.images if row.excluded}
+        return tuple(cell for cell in self.cells if cell.image_id not in excluded)
 
     @property
     def ai_differential(self) -> Differential:
@@ -368,7 +400,7 @@ class CaseRecord:
 
         counts = dict.fromkeys(CELL_TYPES, 0)
         unclassified = 0
-        for cell in self.cells:
+        for cell in self.counted_cells:
             if cell.added:
                 continue
             if cell.ai_label in counts:
@@ -383,7 +415,7 @@ class CaseRecord:
 
         counts = dict.fromkeys(CELL_TYPES, 0)
         unidentified = 0
-        for cell in self.cells:
+        for cell in self.counted_cells:
             label = cell.label
             if label in counts:
                 counts[label] += 1
@@ -394,7 +426,7 @@ class CaseRecord:
     @property
     def cell_decisions(self) -> int:
         """Cells with a reviewer's decision (reclassified, confirmed, marked artefact or added)."""
-        return sum(1 for cell in self.cells if cell.reviewed_label is not None)
+        return sum(1 for cell in self.counted_cells if cell.reviewed_label is not None)
 
     @property
     def cells_reviewed(self) -> bool:
@@ -413,7 +445,7 @@ class CaseRecord:
     def agreement(self) -> Agreement:
         from ml.labels import CELL_TYPES
 
-        pairs = [(cell.ai_label, cell.label) for cell in self.cells
+        pairs = [(cell.ai_label, cell.label) for cell in self.counted_cells
                  if not cell.added and cell.ai_label in CELL_TYPES and cell.label in CELL_TYPES]
         unchanged = sum(1 for ai, reviewed in pairs if ai == reviewed)
         kappa = None
@@ -433,7 +465,7 @@ class CaseRecord:
         Once cells are reviewed: the reviewed differential's blasts."""
         if self.cells_reviewed:
             return self.reviewed_differential.blasts
-        determined = [row for row in self.analysed if row.blasts is not None]
+        determined = [row for row in self.included if row.blasts is not None]
         return sum(row.blasts for row in determined) if determined else None
 
     @property
@@ -442,7 +474,7 @@ class CaseRecord:
         are reviewed, the nucleated white cells of the reviewed differential."""
         if self.cells_reviewed:
             return self.reviewed_differential.nucleated
-        determined = [row for row in self.analysed if row.blasts is not None]
+        determined = [row for row in self.included if row.blasts is not None]
         return sum(int(row.cell_counts.get("wbc", 0)) for row in determined) if determined else None
 
     @property
@@ -466,7 +498,7 @@ class CaseRecord:
     def summary(self) -> dict[str, Any]:
         """The case-level figures as one JSON-able dict (``Case.summary``, the API's summary, the report)."""
         binary: Counter[str] = Counter()
-        for row in self.analysed:
+        for row in self.included:
             binary_map = row.analysis.model_version.binary_map or {}
             if row.ai_label in binary_map:
                 binary["ALL" if binary_map[row.ai_label] else "normal"] += 1
@@ -476,10 +508,16 @@ class CaseRecord:
             "images": len(self.images),
             "analysed": statuses.get(ImageStatus.DONE, 0),
             "failed": statuses.get(ImageStatus.FAILED, 0),
+            "excluded": len(self.excluded),
+            "exclusions": [
+                {"position": row.position, "filename": row.filename, "reason": row.exclusion,
+                 "reason_label": row.exclusion_label, "by": row.excluded_by}
+                for row in self.excluded
+            ],
             "per_class": self.ai_per_class,
             "binary": dict(sorted(binary.items())),
-            "low_confidence": sum(int(row.low_confidence) for row in self.analysed),
-            "cells": sum(sum(int(v) for v in row.cell_counts.values()) for row in self.analysed),
+            "low_confidence": sum(int(row.low_confidence) for row in self.included),
+            "cells": sum(sum(int(v) for v in row.cell_counts.values()) for row in self.included),
             **cells,
             "blasts": self.blasts,
             "blast_wbc": self.blast_wbc,
@@ -548,6 +586,12 @@ def build_case_record(case: Case) -> CaseRecord:
         analysis = analyses[0] if analyses else None
         reviews = sorted(image.reviews.all(), key=lambda r: (r.created_at, r.pk), reverse=True)
         review = reviews[0] if reviews else None
+        signed = signed_labels.get(str(image.pk))
+        if signed is not None:  # signed > reviewed, as for the label
+            exclusion, excluded_by = signed.get("exclusion") or "", signed.get("reviewer")
+        else:
+            exclusion = review.exclusion if review else ""
+            excluded_by = person_name(review.reviewer) if review and exclusion else None
         demo = False
         if analysis is not None:
             models.setdefault(analysis.model_version_id, analysis.model_version)
@@ -567,17 +611,19 @@ def build_case_record(case: Case) -> CaseRecord:
             ai_label=analysis.label if analysis else None,
             confidence=float(analysis.confidence) if analysis else None,
             low_confidence=bool(analysis and analysis.low_confidence),
-            reviewed_label=review.label if review else None,
+            reviewed_label=(review.label or None) if review else None,
             reviewer=person_name(review.reviewer) if review else None,
             signed_label=signed_row.get("label"),
             comment=signed_row["comment"] if "comment" in signed_row else (review.comment if review else ""),
             cell_counts={k: int(v) for k, v in (analysis.cell_counts or {}).items()} if analysis else {},
             blasts=analysis.blasts if analysis else None,
             demo=demo,
+            exclusion=exclusion,
+            excluded_by=excluded_by if exclusion else None,
         ))
         if analysis is not None and image.status == ImageStatus.DONE:
             cells.extend(_cell_row(image, cell) for cell in cells_by_analysis.get(analysis.pk, ()))
-    analysed = [row for row in rows if row.analysed]
+    analysed = [row for row in rows if row.analysed]  # demo-ness over every result made, excluded or not
     image_demo = any(is_demo_version(row.analysis.model_version) for row in analysed)
     cell_demo = any(is_demo_version(version) for version in cell_versions.values())
     cards = [version.card for version in cell_versions.values()]

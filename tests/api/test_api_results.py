@@ -39,6 +39,19 @@ class ImageResultTests(ApiTestCase):
         self.assertIsNone(second["review"])
         self.assertEqual(second["current_label"], "Pre")
 
+    def test_an_excluded_image_says_why_and_has_no_current_label(self) -> None:
+        import uuid
+
+        from review.services import record_review
+
+        image, _ = self.made[1]
+        record_review(image=image, reviewer=self.pathologist, exclusion="out_of_focus", submission_token=uuid.uuid4())
+        result = self.api.get(self.url("api-image-detail", pk=self.case.pk, image_pk=image.pk)).json()
+        self.assertEqual((result["review"]["label"], result["review"]["exclusion"]), ("", "out_of_focus"))
+        self.assertIsNone(result["current_label"])
+        first = self.api.get(self.url("api-image-detail", pk=self.case.pk, image_pk=self.made[0][0].pk)).json()
+        self.assertEqual(first["review"]["exclusion"], "")
+
     def test_file_links_serve_the_stored_original_and_overlays(self) -> None:
         image, analysis = self.made[0]
         result = self.api.get(self.url("api-image-detail", pk=self.case.pk, image_pk=image.pk)).json()

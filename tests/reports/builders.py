@@ -180,6 +180,7 @@ def sign_out(built: BuiltCase, signer, *, reason: str = "", **interpretation) ->
         str(item.image.pk): {
             "position": item.image.position,
             "label": item.current_label,
+            "exclusion": item.exclusion,
             "ai_label": item.ai_label,
             "reviewer": item.latest_review.reviewer.email if item.latest_review else None,
             "comment": item.latest_review.comment if item.latest_review else "",

@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from accounts import urls as accounts_urls
+from diagnostics import tiles
 from diagnostics.models import CaseStatus, Cell, Membership
 from instant import urls as instant_urls
 from instant.models import InstantCheck
@@ -41,6 +42,7 @@ class IsolationTests(BaseTestCase):
             lab=self.lab, created_by=self.technician, original_filename="a.png", sha256="0" * 64, width=64, height=64,
             file=SimpleUploadedFile("a.png", png_bytes(seed=9)),
         )
+        tiles.make_tiles(self.images[0].analyses.get().pk)  # real tiles: the outsider's 404 is not "no such file"
         membership = Membership.objects.get(user=self.technician, lab=self.lab)
         c, i = self.case.pk, self.images[0].pk
         (cell,) = add_cells(self.images[0].analyses.get(), ["blast"])
@@ -52,6 +54,10 @@ class IsolationTests(BaseTestCase):
             "case_review": ("get", reverse("case_review", args=[c]), {}),
             "case_review_panel": ("get", reverse("case_review_panel", args=[c]), {}),
             "review_image": ("post", reverse("review_image", args=[c, i]), {"label": "Pro", "submission_token": str(uuid.uuid4())}),
+            "image_viewer": ("get", reverse("image_viewer", args=[c, i]), {}),
+            "image_tiles_dzi": ("get", reverse("image_tiles_dzi", args=[c, i, "original"]), {}),
+            "image_tile": ("get", reverse("image_tile", kwargs={
+                "pk": c, "image_pk": i, "layer": "original", "level": "0", "col": "0", "row": "0", "fmt": "jpeg"}), {}),
             "case_assign": ("post", reverse("case_assign", args=[c]), {"me": "1"}),
             "case_sign_out": ("post", reverse("case_sign_out", args=[c]),
                               {"diagnosis": "no_evidence_of_all", "confirm": "on", "code": "123456"}),
@@ -105,6 +111,17 @@ class IsolationTests(BaseTestCase):
                 self.assertNotContains(response, self.case.accession_number)
                 self.assertNotContains(response, "Lab A")
 
+    def test_the_owning_lab_gets_the_viewer_and_its_tiles_never_cached(self):
+        self.client.force_login(self.technician)
+        for name in ("image_viewer", "image_tiles_dzi", "image_tile"):
+            with self.subTest(name):
+                response = self.request(name)
+                self.assertEqual(response.status_code, 200)
+                self.assertIn("no-store", response["Cache-Control"])
+        viewer = reverse("image_viewer", args=[self.case.pk, self.images[0].pk])
+        self.assertContains(self.client.get(reverse("case_detail", args=[self.case.pk])), f'href="{viewer}"')
+        self.assertContains(self.client.get(reverse("case_review", args=[self.case.pk])), f'href="{viewer}"')
+
     def test_anonymous_is_sent_to_login_everywhere(self):
         login = reverse("account_login")
         for name in sorted(self.routes):
@@ -121,6 +138,11 @@ class IsolationTests(BaseTestCase):
             reverse("instant_result", args=[uuid.uuid4()]),
             reverse("instant_file", args=[self.check.pk, "passwd"]),
             reverse("lab_members", args=["no-such-lab"]),
+            reverse("image_viewer", args=[self.case.pk, 999999]),
+            reverse("image_tile", kwargs={"pk": self.case.pk, "image_pk": self.images[0].pk, "layer": "original",
+                                          "level": "40", "col": "0", "row": "0", "fmt": "jpeg"}),
+            reverse("image_tile", kwargs={"pk": self.case.pk, "image_pk": self.images[0].pk, "layer": "original",
+                                          "level": "0", "col": "0", "row": "0", "fmt": "png"}),
         ):
             with self.subTest(url):
                 self.assertEqual(self.client.get(url).status_code, 404)

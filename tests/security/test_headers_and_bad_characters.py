@@ -9,14 +9,18 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 
+from django.contrib.staticfiles import finders
 from django.urls import reverse
 
 from diagnostics.models import Case, SlideImage
 from tests.api.helpers import ApiTestCase
 from tests.diagnostics.upload_helpers import case_fields, png_upload
+from tests.factories import CellFactory
 from tests.imagefactory import png_bytes
 
 BOUNDARY = "mfBoundary"
@@ -48,6 +52,33 @@ class ContentSecurityPolicyTests(ApiTestCase):
                 self.assertEqual(INLINE_SCRIPT.findall(html), [])
                 self.assertNotIn("hx-on", html)
                 self.assertNotIn("javascript:", html)
+
+    def test_only_the_empty_inline_style_element_is_allowed(self):
+        policy = self.client.get(reverse("account_login"))["Content-Security-Policy"]
+        directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+        empty = base64.b64encode(hashlib.sha256(b"").digest()).decode()
+        self.assertEqual(directives["style-src-elem"], f"'self' 'sha256-{empty}'")
+        self.assertEqual(directives["style-src"], "'self'")
+
+    def test_the_viewer_carries_no_inline_script_and_hosts_openseadragon_itself(self):
+        from diagnostics import tiles
+
+        case, made = self.make_analysed_case()
+        image, analysis = made[0]
+        tiles.make_tiles(analysis.pk)
+        CellFactory(analysis=analysis, index=1, contour=[[1, 1], [9, 1], [9, 9]], ai_label="blast")
+        self.client.force_login(self.pathologist)
+        response = self.client.get(reverse("image_viewer", args=[case.pk, image.pk]))
+        self.assertEqual(response.status_code, 200)
+        html = response.content.decode()
+        self.assertEqual(INLINE_SCRIPT.findall(html), [])
+        scripts = re.findall(r'<script src="([^"]+)"', html)
+        self.assertIn("/static/vendor/openseadragon-6.1.1/openseadragon.min.js", scripts)
+        self.assertTrue(all(src.startswith("/static/") for src in scripts), scripts)
+        prefix = re.search(r'data-prefix-url="([^"]+)"', html).group(1)
+        self.assertEqual(prefix, "/static/vendor/openseadragon-6.1.1/images/")
+        self.assertTrue(finders.find("vendor/openseadragon-6.1.1/images/zoomin_rest.png"))
+        self.assertIn("&quot;label&quot;:&quot;blast&quot;", re.search(r'data-cells="([^"]*)"', html).group(1))
 
     def test_the_api_docs_init_script_is_a_file_of_its_own(self):
         html = self.client.get(reverse("api-docs")).content.decode()

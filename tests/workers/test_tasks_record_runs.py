@@ -51,5 +51,5 @@ class EagerTaskTests(BaseTestCase):
 
     def test_the_sweeper_task_records_its_run(self) -> None:
         result = tasks.requeue_stuck_images.delay().get()
-        self.assertEqual(result, {"cases": 0, "segment": 0, "failed": 0, "reports": 0})
+        self.assertEqual(result, {"cases": 0, "segment": 0, "failed": 0, "reports": 0, "tiles": 0})
         self.assertTrue(TaskRun.objects.filter(task_name="requeue_stuck_images", ok=True).exists())
