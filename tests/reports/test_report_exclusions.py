@@ -48,8 +48,8 @@ class ReportExclusionsTest(BaseTestCase):
         wbc = analyses[1].cell_counts["wbc"] + analyses[3].cell_counts["wbc"]
         self.assertIn(f"5 of {wbc} white cells", self.text)
         self.assertIn(f"WBC {wbc}", self.text)
-        # Class table: AI label and after review, over the two images that count.
-        self.assertIn("Class AI label After review Benign (hematogone) 1 1 Early Pre-B ALL 0 0 Pre-B ALL 0 0 Pro-B ALL 1 1", self.text)
+        # Class table: AI label and signed, over the two images that count.
+        self.assertIn("Images per class AI label Signed Benign (hematogone) 1 1 Early Pre-B ALL 0 0 Pre-B ALL 0 0 Pro-B ALL 1 1", self.text)
 
     def test_a_report_without_exclusions_has_no_such_section(self):
         other = build_case(self.built.case.lab, labels=["Pro"], blasts=[1])

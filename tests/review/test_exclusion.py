@@ -118,18 +118,21 @@ class ExclusionServiceTests(BaseTestCase):
         self.assertEqual([item.image.pk for item in groups["Excluded"]], [self.images[0].pk])
 
     def test_the_signed_snapshot_keeps_the_exclusion(self):
+        from django.test import RequestFactory
+
         from review.models import SignOut
-        from review.signout import sign_out_case
-        from tests.review.helpers import activate_totp, login_with_totp
+        from review.signout import Interpretation, sign_out_case
+        from tests.review.helpers import activate_totp, totp_code
 
         self.exclude(self.images[0], reason=ExclusionReason.WRONG_STAIN)
         for image in self.images[1:]:
             review_service.record_review(image=image, reviewer=self.pathologist, label=image.analyses.get().label,
                                          submission_token=uuid.uuid4())
         secret = activate_totp(self.pathologist)
-        login_with_totp(self.client, self.pathologist, secret)
-        request = self.client.get(reverse("case_sign_out", args=[self.case.pk])).wsgi_request
-        sign_out_case(self.case, self.pathologist, request)
+        request = RequestFactory().post("/")
+        request.user = self.pathologist
+        sign_out_case(self.case, self.pathologist, request, interpretation=Interpretation("no_evidence_of_all"),
+                      totp_code=totp_code(secret))
         snapshot = SignOut.objects.get(case=self.case)
         entry = snapshot.labels[str(self.images[0].pk)]
         self.assertEqual((entry["label"], entry["exclusion"]), (None, "wrong_stain"))
@@ -139,6 +142,7 @@ class ExclusionServiceTests(BaseTestCase):
         record = build_case_record(self.case)
         self.assertEqual(record.images[0].exclusion, "wrong_stain")
         self.assertEqual(record.images[0].excluded_by, "patty@lab-a.org")
+        self.client.force_login(self.pathologist)
         page = self.client.get(reverse("case_version", args=[self.case.pk, 1]))
         self.assertContains(page, '<strong>Excluded</strong> <span class="badge bad">Wrong stain</span>', html=False)
         self.assertNotContains(page, "None")
