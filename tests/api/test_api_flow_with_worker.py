@@ -23,10 +23,10 @@ from diagnostics.models import Analysis, Case, CaseStatus, ImageStatus
 from reports.models import Report, ReportStatus
 from review import services as review_service
 from tests.base import MediaRootMixin, _Users
+from tests.imagefactory import smear_bytes
 from tests.modelfixtures import register_test_model
 from tests.review.helpers import activate_totp, post_sign_out
 from tests.workerproc import purge_broker, require_services, run_worker
-from tests.workers.helpers import smear_bytes
 
 TIMEOUT_S = 240
 

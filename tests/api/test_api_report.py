@@ -11,14 +11,14 @@ from reports import services as report_service
 from reports.models import Report, ReportStatus
 from reports.tasks import render_draft_report
 from tests.api.helpers import ApiTestCase
-from tests.reports.builders import build_case, review, sign_out
+from tests.factories import analysed_case, record_sign_out, review_case
 from tests.reports.pdftools import eager_celery
 
 
 class ReportApiTests(ApiTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.built = build_case(self.lab, labels=["Pre", "Benign"], size=96)
+        self.built = analysed_case(self.lab, drawn=True, labels=["Pre", "Benign"], size=96)
         self.case = self.built.case
 
     def test_no_final_report_before_sign_out(self) -> None:
@@ -64,8 +64,8 @@ class ReportApiTests(ApiTestCase):
         self.assertIn("renderer crashed", error["details"]["error"])
 
     def test_after_sign_out_the_final_report_is_served_and_the_download_audited(self) -> None:
-        review(self.built, self.pathologist)
-        signed = sign_out(self.built, self.pathologist)
+        review_case(self.built, self.pathologist)
+        signed = record_sign_out(self.built, self.pathologist)
         final = report_service.create_final_report(self.case.pk, self.pathologist.pk, signed.version)
         response = self.api.get(self.url("api-case-report", pk=self.case.pk), HTTP_ACCEPT="application/pdf")
         self.assertEqual(response.status_code, 200)
@@ -79,11 +79,11 @@ class ReportApiTests(ApiTestCase):
         )
 
     def test_an_amendment_serves_the_newest_version(self) -> None:
-        review(self.built, self.pathologist)
+        review_case(self.built, self.pathologist)
         first = report_service.create_final_report(
-            self.case.pk, self.pathologist.pk, sign_out(self.built, self.pathologist).version
+            self.case.pk, self.pathologist.pk, record_sign_out(self.built, self.pathologist).version
         )
-        second_version = sign_out(self.built, self.pathologist, reason="relabelled image 2").version
+        second_version = record_sign_out(self.built, self.pathologist, reason="relabelled image 2").version
         second = report_service.create_final_report(self.case.pk, self.pathologist.pk, second_version)
         response = self.api.get(self.url("api-case-report", pk=self.case.pk))
         self.assertEqual(response["X-Report-Id"], str(second.pk))

@@ -5,15 +5,16 @@ from __future__ import annotations
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from tests.assistant.casefixture import build_assistant_case
 from tests.base import BaseTestCase
+from tests.factories import assistant_case
 
 
 class AssistantPageTest(BaseTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
         super().setUpTestData()
-        build_assistant_case(cls)
+        cls.built = assistant_case()
+        cls.case = cls.built.case
 
     def test_standalone_page_answers_about_a_case_named_by_accession(self):
         self.client.force_login(self.pathologist)
@@ -24,7 +25,7 @@ class AssistantPageTest(BaseTestCase):
         self.assertRedirects(response, reverse("assistant"))
         page = self.client.get(reverse("assistant"))
         self.assertContains(page, question)
-        self.assertContains(page, "2 of 5 analysed images")  # images 2 and 5 (tests/assistant/casefixture.py)
+        self.assertContains(page, "2 of 5 analysed images")  # images 2 and 5 (tests/factories.assistant_case)
 
     def test_case_page_hook_loads_the_panel(self):
         html = render_to_string("assistant/_panel.html", {"case": self.case})

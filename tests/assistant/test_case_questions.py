@@ -12,15 +12,16 @@ from assistant.engine import Kind
 from assistant.models import ChatMessage
 from diagnostics.models import ImageStatus
 from review.models import Review
-from tests.assistant.casefixture import build_assistant_case
 from tests.base import BaseTestCase
+from tests.factories import assistant_case
 
 
 class CaseQuestionsTest(BaseTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
         super().setUpTestData()
-        build_assistant_case(cls)
+        cls.built = assistant_case()
+        cls.case = cls.built.case
 
     def ask(self, question: str) -> engine.Answer:
         return engine.ask(self.pathologist, question, self.case)

@@ -11,15 +11,16 @@ from django.urls import reverse
 from assistant import engine
 from assistant.engine import Kind
 from assistant.models import ChatMessage
-from tests.assistant.casefixture import build_assistant_case
 from tests.base import BaseTestCase
+from tests.factories import assistant_case
 
 
 class AssistantLabIsolationTest(BaseTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
         super().setUpTestData()
-        build_assistant_case(cls)
+        cls.built = assistant_case()
+        cls.case = cls.built.case
 
     def test_other_labs_case_by_accession_is_refused_like_a_missing_one(self):
         accession = self.case.accession_number

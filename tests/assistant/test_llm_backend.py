@@ -10,9 +10,9 @@ from django.test import override_settings
 
 from assistant import engine, knowledge
 from assistant.engine import Kind
-from tests.assistant.casefixture import build_assistant_case
 from tests.assistant.fakellm import FakeChatServer
 from tests.base import BaseTestCase
+from tests.factories import assistant_case
 
 QUESTION = "What does Early Pre-B mean?"
 
@@ -21,7 +21,8 @@ class LLMBackendTest(BaseTestCase):
     @classmethod
     def setUpTestData(cls) -> None:
         super().setUpTestData()
-        build_assistant_case(cls)
+        cls.built = assistant_case()
+        cls.case = cls.built.case
 
     def ask_through(self, server: FakeChatServer, question: str = QUESTION, case=None, **settings):
         with override_settings(ASSISTANT_LLM_URL=server.base_url, ASSISTANT_LLM_MODEL="test-model",

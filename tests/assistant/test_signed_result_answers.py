@@ -1,27 +1,27 @@
 """Once a case is signed out the assistant answers with the signed result (the
 interpretation, the signed labels and blast %), the AI's beside it and marked
 as the AI's; before sign-out it says there is no diagnosis yet. Real rows
-(tests/reports/builders), the real engine."""
+(tests/factories.analysed_case, drawn=True), the real engine."""
 
 from __future__ import annotations
 
 from assistant import engine, intents
 from assistant.engine import Kind
 from tests.base import BaseTestCase
-from tests.reports.builders import build_case, review, sign_out
+from tests.factories import analysed_case, record_sign_out, review_case
 
 
 class SignedResultAnswersTest(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.built = build_case(self.lab, labels=["Pro", "Pre", "Benign"], blasts=[4, 1, 0])
-        review(self.built, self.pathologist, labels={2: "Pro"})  # image 2: the pathologist says Pro-B
+        self.built = analysed_case(self.lab, drawn=True, labels=["Pro", "Pre", "Benign"], blasts=[4, 1, 0])
+        review_case(self.built, self.pathologist, labels={2: "Pro"})  # image 2: the pathologist says Pro-B
 
     def ask(self, question: str) -> engine.Answer:
         return engine.ask(self.pathologist, question, self.built.case)
 
     def sign(self):
-        return sign_out(self.built, self.pathologist, diagnosis="consistent_with_b_all", diagnosis_subtype="pro_b",
+        return record_sign_out(self.built, self.pathologist, diagnosis="consistent_with_b_all", diagnosis_subtype="pro_b",
                         diagnosis_comment="Sheets of blasts", signer_name="Patricia Okafor",
                         signer_credentials="MD, FRCPath")
 

@@ -31,7 +31,7 @@ from django.test import override_settings
 from reports.models import Report, ReportStatus
 from review.models import Review, SignOut
 from tests.browser.support import ARTIFACTS, BrowserTestCase
-from tests.reports.builders import build_case
+from tests.factories import analysed_case
 from tests.reports.pdftools import decode_qr, pdf_text, rasterise
 from tests.review.helpers import TOLERANCE_1, totp_code
 
@@ -48,7 +48,7 @@ class SignOutReportBrowserTest(BrowserTestCase):
         from tests.workerproc import run_worker
 
         cache.clear()
-        built = build_case(self.lab, labels=["Pro", "Pre", "Benign"], blasts=[4, 1, 0],
+        built = analysed_case(self.lab, drawn=True, labels=["Pro", "Pre", "Benign"], blasts=[4, 1, 0],
                            patient_pseudonym="PSEUDO-9031", accession_number="BM-BROWSER-016")
         case = built.case
         img1, img2, img3 = built.images

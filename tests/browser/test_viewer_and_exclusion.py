@@ -22,8 +22,8 @@ from diagnostics.services.case_record import case_figures
 from ml.datapaths import shared_data_dir
 from review.models import Review
 from tests.browser.support import BrowserTestCase
+from tests.factories import analysed_case, uploaded_case
 from tests.imagefactory import smear_png_bytes
-from tests.review.helpers import make_analysed_case
 
 pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.slow]
 
@@ -62,12 +62,11 @@ class ViewerBrowserTest(BrowserTestCase):
         from marrowfind import dispatch
         from tests.modelfixtures import register_test_model
         from tests.workerproc import run_worker, wait_for_case_status
-        from tests.workers.helpers import make_case
 
         register_test_model("image")
         register_test_model("cell")
         data, name = _blood_smear()
-        case = make_case(self.lab, files=[data], filenames=[name])
+        case = uploaded_case(self.lab, files=[data], filenames=[name])
         with run_worker(queues=("gpu", "cpu")) as worker:
             dispatch.send(dispatch.PROCESS_CASE, case.pk)  # what the upload sends, by name through the seam
             wait_for_case_status(case, {CaseStatus.AWAITING_REVIEW}, timeout=240, worker=worker)
@@ -134,7 +133,7 @@ class ViewerBrowserTest(BrowserTestCase):
 
 class ExclusionBrowserTest(BrowserTestCase):
     def test_exclude_an_image_the_scope_check_flagged(self):
-        case, images = make_analysed_case(self.lab, n_images=2, labels=["Pro", "Benign"])
+        case, images = analysed_case(self.lab, n_images=2, labels=["Pro", "Benign"])
         Analysis.objects.filter(image=images[0]).update(
             in_scope=False, scope_code="tissue_section",
             scope_reason="This looks like a tissue section (H&E), not a smear.",

@@ -12,7 +12,7 @@ from diagnostics.models import Analysis
 from reports import rendering as report_rendering
 from reports import services as reports
 from tests.base import BaseTestCase
-from tests.reports.builders import build_case, make_model
+from tests.factories import ModelVersionFactory, analysed_case
 from tests.reports.pdftools import pdf_text
 
 CELL_CLASSES = ["blast", "lymphocyte", "neutrophil"]
@@ -21,9 +21,9 @@ EVERYWHERE = {"page": True, "api": True, "pdf": True, "assistant": True}
 
 class DemoBadgeEverywhereTests(BaseTestCase):
     def _case(self, *, image_demo: bool, cell_demo: bool):
-        image_model = make_model(demo=image_demo, is_active=True)
-        cell_model = make_model(demo=cell_demo, task="cell", class_names=CELL_CLASSES, binary_map=None, is_active=True)
-        built = build_case(self.lab, labels=["Pro", "Benign"], blasts=[2, 1], model=image_model)
+        image_model = ModelVersionFactory(validated=True, is_demo=image_demo, is_active=True)
+        cell_model = ModelVersionFactory(validated=True, is_demo=cell_demo, task="cell", class_names=CELL_CLASSES, binary_map=None, is_active=True)
+        built = analysed_case(self.lab, drawn=True, labels=["Pro", "Benign"], blasts=[2, 1], model=image_model)
         Analysis.objects.filter(image__case=built.case).update(cell_model_version=cell_model)
         return built.case
 

@@ -22,7 +22,7 @@ from ml.wbcmask import (
     save_wbc_mask,
     train_wbc_mask,
 )
-from tests.reports.builders import smear_like
+from tests.imagefactory import smear_like
 
 
 def _discs(shape, centres, radius) -> np.ndarray:

@@ -7,7 +7,7 @@ from django.core.cache import cache
 from django.urls import reverse
 
 from tests.base import BaseTestCase
-from tests.monitoring.helpers import make_site_admin
+from tests.factories import UserFactory
 
 PAGES = ("monitoring_dashboard", "monitoring_panels", "monitoring_data")
 
@@ -16,7 +16,7 @@ class DashboardAccessTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
-        self.site_admin = make_site_admin()
+        self.site_admin = UserFactory(username="siteadmin", site_admin=True)
 
     def test_anonymous_is_sent_to_login(self):
         for name in PAGES:

@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from diagnostics.models import Analysis
 from tests.base import BaseTransactionTestCase
+from tests.factories import UserFactory
 from tests.faults.helpers import smear_bytes, upload_case
 from tests.modelfixtures import register_test_model
-from tests.monitoring.helpers import make_site_admin
 from tests.workerproc import (
     purge_broker,
     require_services,
@@ -41,7 +41,7 @@ class DashboardAfterRealCaseTests(BaseTransactionTestCase):
     def test_the_dashboard_shows_the_processed_case(self):
         register_test_model()
         case = upload_case(self.lab, self.technician, [smear_bytes(seed) for seed in range(1, N_IMAGES + 1)]).case
-        self.client.force_login(make_site_admin())
+        self.client.force_login(UserFactory(username="siteadmin", site_admin=True))
         with run_worker(queues=("gpu", "cpu"), env={"WORKER_BATCH_SIZE": "2"}) as worker:
             wait_for_case_status(case, {"awaiting_review"}, timeout=150, worker=worker)
             cache.clear()

@@ -13,25 +13,20 @@ from monitoring.pipeline_state import (
     recent_task_failures,
 )
 from tests.base import BaseTestCase
-from tests.monitoring.helpers import (
-    fail_image,
-    make_images,
-    make_site_admin,
-    make_task_run,
-)
+from tests.factories import TaskRunFactory, UserFactory, case_images, fail_image
 
 
 class FailureTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
-        self.images = make_images(self.lab, 3, accession="BM-FAIL-1")
+        self.images = case_images(self.lab, 3, accession="BM-FAIL-1")
         fail_image(self.images[1], "truncated", "The JPEG file is cut short.")
         fail_image(self.images[2], "too_many_attempts", "Gave up after 3 attempts.", attempts=3)
-        make_task_run("classify_chunk", ok=False, retries=0,
-                      error="OperationalError: terminating connection due to administrator command (will retry)")
-        make_task_run("classify_chunk", ok=True, retries=1)
-        make_task_run("segment_image", ok=False, retries=6, error="OperationalError: server closed the connection")
+        TaskRunFactory(task_name="classify_chunk", ok=False, retries=0,
+                       error="OperationalError: terminating connection due to administrator command (will retry)")
+        TaskRunFactory(task_name="classify_chunk", ok=True, retries=1)
+        TaskRunFactory(task_name="segment_image", ok=False, retries=6, error="OperationalError: server closed the connection")
 
     def test_image_failures_newest_first_with_reason_and_attempts(self):
         failures = recent_image_failures()
@@ -53,7 +48,7 @@ class FailureTests(BaseTestCase):
         self.assertEqual(failure_counts("1h"), {"failed_images": 2, "task_errors": 2, "retried_runs": 2})
 
     def test_the_page_lists_them(self):
-        self.client.force_login(make_site_admin())
+        self.client.force_login(UserFactory(username="siteadmin", site_admin=True))
         page = self.client.get(reverse("monitoring_dashboard"))
         self.assertContains(page, "The JPEG file is cut short.")
         self.assertContains(page, "too_many_attempts")

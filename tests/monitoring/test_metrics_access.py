@@ -9,7 +9,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from tests.base import BaseTestCase
-from tests.monitoring.helpers import make_site_admin
+from tests.factories import UserFactory
 
 TOKEN = "s3cret-metrics-token-for-tests"
 
@@ -38,7 +38,7 @@ class MetricsAccessTests(BaseTestCase):
         for user in (self.technician, self.pathologist, self.lab_admin, self.outsider):
             self.client.force_login(user)
             self.assertEqual(self.client.get(self.url).status_code, 403, user.username)
-        self.client.force_login(make_site_admin())
+        self.client.force_login(UserFactory(username="siteadmin", site_admin=True))
         self.assertEqual(self.client.get(self.url).status_code, 200)
 
     def test_only_get(self):

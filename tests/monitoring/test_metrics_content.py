@@ -15,12 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from diagnostics.models import ImageStatus
 from monitoring.timings import HISTOGRAM_BUCKETS, stage_histograms, task_histograms
 from tests.base import BaseTestCase
-from tests.monitoring.helpers import (
-    fail_image,
-    make_analysis,
-    make_images,
-    make_task_run,
-)
+from tests.factories import TaskRunFactory, case_images, fail_image, timed_analysis
 
 TOKEN = "metrics-content-token-0123456789"
 STAGE_SECONDS = [0.004, 0.02, 0.3, 0.3, 1.5, 7.0, 400.0]
@@ -39,14 +34,14 @@ class MetricsContentTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
-        images = make_images(self.lab, len(STAGE_SECONDS))
+        images = case_images(self.lab, len(STAGE_SECONDS))
         for image, seconds in zip(images, STAGE_SECONDS):
-            make_analysis(image, {"segmentation": seconds, "decode": 0.01})
-        queued = make_images(self.lab, 2, status=ImageStatus.QUEUED)
+            timed_analysis(image, {"segmentation": seconds, "decode": 0.01})
+        queued = case_images(self.lab, 2, status=ImageStatus.QUEUED)
         fail_image(queued[0], "truncated", "cut short")
-        make_task_run("segment_image", seconds=0.5)
-        make_task_run("segment_image", seconds=0.7, ok=False, error="OperationalError (will retry)")
-        make_task_run("segment_image", seconds=0.6, retries=1)
+        TaskRunFactory(task_name="segment_image", seconds=0.5)
+        TaskRunFactory(task_name="segment_image", seconds=0.7, ok=False, error="OperationalError (will retry)")
+        TaskRunFactory(task_name="segment_image", seconds=0.6, retries=1)
 
     def scrape(self) -> dict:
         response = self.client.get(reverse("metrics"), HTTP_AUTHORIZATION=f"Bearer {TOKEN}")

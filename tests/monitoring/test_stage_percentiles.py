@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from monitoring.timings import percentile_cont, stage_timings, task_timings
 from tests.base import BaseTestCase
-from tests.monitoring.helpers import make_analysis, make_images, make_task_run
+from tests.factories import TaskRunFactory, case_images, timed_analysis
 
 
 class PercentileTests(BaseTestCase):
@@ -32,14 +32,14 @@ class StageTimingsTests(BaseTestCase):
         super().setUp()
         rng = random.Random(3)
         self.values: dict[str, list[float]] = {"decode": [], "segmentation": [], "db": []}
-        for image in make_images(self.lab, 23):
+        for image in case_images(self.lab, 23):
             timings = {stage: round(rng.uniform(0.001, 2.0), 4) for stage in self.values}
             for stage, seconds in timings.items():
                 self.values[stage].append(seconds)
-            make_analysis(image, {**timings, "note": "not a number"})
+            timed_analysis(image, {**timings, "note": "not a number"})
         for seconds in (0.2, 0.4, 1.0, 3.0):
-            make_task_run("segment_image", seconds=seconds)
-        make_task_run("classify_chunk", seconds=2.5)
+            TaskRunFactory(task_name="segment_image", seconds=seconds)
+        TaskRunFactory(task_name="classify_chunk", seconds=2.5)
 
     def check(self, rows):
         by_key = {row.key: row for row in rows}

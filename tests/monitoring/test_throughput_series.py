@@ -7,12 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitoring.timings import WINDOWS, throughput_series, window_bounds
 from tests.base import BaseTestCase
-from tests.monitoring.helpers import (
-    fail_image,
-    make_analysis,
-    make_images,
-    make_task_run,
-)
+from tests.factories import TaskRunFactory, case_images, fail_image, timed_analysis
 
 NOW = datetime(2026, 3, 2, 10, 30, 20, tzinfo=UTC)
 
@@ -34,17 +29,17 @@ class WindowBoundsTests(BaseTestCase):
 
 class ThroughputSeriesTests(BaseTestCase):
     def test_counts_per_minute_with_zero_filled_gaps(self):
-        images = make_images(self.lab, 6)
+        images = case_images(self.lab, 6)
         # 3 images analysed in the minute 10:25, 2 in 10:29, 1 long before the window.
         for image in images[:3]:
-            make_analysis(image, {"total": 0.1}, at=NOW.replace(minute=25, second=5))
+            timed_analysis(image, {"total": 0.1}, at=NOW.replace(minute=25, second=5))
         for image in images[3:5]:
-            make_analysis(image, {"total": 0.1}, at=NOW.replace(minute=29, second=59))
-        make_analysis(images[5], {"total": 0.1}, at=NOW - timedelta(hours=3))
+            timed_analysis(image, {"total": 0.1}, at=NOW.replace(minute=29, second=59))
+        timed_analysis(images[5], {"total": 0.1}, at=NOW - timedelta(hours=3))
         for second in (1, 2):
-            make_task_run("segment_image", at=NOW.replace(minute=26, second=second))
-        make_task_run("segment_image", at=NOW.replace(minute=26, second=3), image_count=0)  # skipped duplicate
-        make_task_run("classify_chunk", at=NOW.replace(minute=26, second=4), image_count=5)  # not a segmentation
+            TaskRunFactory(task_name="segment_image", at=NOW.replace(minute=26, second=second))
+        TaskRunFactory(task_name="segment_image", at=NOW.replace(minute=26, second=3), image_count=0)  # skipped duplicate
+        TaskRunFactory(task_name="classify_chunk", at=NOW.replace(minute=26, second=4), image_count=5)  # not a segmentation
         fail_image(images[0], "truncated", "cut short", at=NOW.replace(minute=30, second=1))
 
         series = throughput_series("1h", now=NOW)
@@ -62,9 +57,9 @@ class ThroughputSeriesTests(BaseTestCase):
         self.assertEqual(series["totals"], {"analysed": 5, "segmented": 2, "failed": 1})
 
     def test_wider_buckets_are_still_images_per_minute(self):
-        images = make_images(self.lab, 10)
+        images = case_images(self.lab, 10)
         for image in images:  # 10 images in one 5-minute bucket -> 2 per minute
-            make_analysis(image, {"total": 0.1}, at=NOW.replace(minute=21, second=0))
+            timed_analysis(image, {"total": 0.1}, at=NOW.replace(minute=21, second=0))
         series = throughput_series("6h", now=NOW)
         self.assertEqual(series["bucket_minutes"], 5)
         self.assertEqual(len(series["labels"]), 72)

@@ -16,7 +16,7 @@ from diagnostics.models import ImageStatus, SlideImage
 from diagnostics.services.cases import STAGE_CLASSIFIED, STAGE_CLASSIFY, STAGE_SEGMENT
 from monitoring.pipeline_state import claims_by_worker
 from tests.base import BaseTestCase
-from tests.monitoring.helpers import make_images, make_site_admin
+from tests.factories import UserFactory, case_images
 
 
 def claim(image, stage: str, token: str, age_s: float) -> None:
@@ -30,7 +30,7 @@ class WorkerClaimsTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
-        images = make_images(self.lab, 6, status=ImageStatus.QUEUED)
+        images = case_images(self.lab, 6, status=ImageStatus.QUEUED)
         claim(images[0], STAGE_CLASSIFY, "task-a@gpu1@host", 5)
         claim(images[1], STAGE_CLASSIFY, "task-a@gpu1@host", 5)
         claim(images[2], STAGE_SEGMENT, "task-b@gpu1@host", 2)
@@ -48,7 +48,7 @@ class WorkerClaimsTests(BaseTestCase):
         self.assertGreaterEqual(held["dead@host"]["oldest_s"], 1200)
 
     def test_the_page_lists_claims_of_workers_that_did_not_answer(self):
-        self.client.force_login(make_site_admin())
+        self.client.force_login(UserFactory(username="siteadmin", site_admin=True))
         page = self.client.get(reverse("monitoring_dashboard"))
         self.assertContains(page, 'data-testid="unanswered-claims"')
         self.assertContains(page, "dead@host")

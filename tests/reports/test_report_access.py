@@ -10,16 +10,16 @@ from diagnostics.models import AuditEvent
 from reports import services as reports
 from reports.models import Report, ReportStatus
 from tests.base import BaseTestCase
-from tests.reports.builders import build_case, review, sign_out
+from tests.factories import analysed_case, record_sign_out, review_case
 from tests.reports.pdftools import eager_celery
 
 
 class ReportAccessTest(BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.built = build_case(self.lab, labels=["Pro"])
-        review(self.built, self.pathologist)
-        sign_out(self.built, self.pathologist)
+        self.built = analysed_case(self.lab, drawn=True, labels=["Pro"])
+        review_case(self.built, self.pathologist)
+        record_sign_out(self.built, self.pathologist)
         self.report = reports.create_final_report(self.built.case.pk, self.pathologist.pk, 1)
         self.download = reverse("report_download", args=[self.report.pk])
         case_id = self.built.case.pk

@@ -11,8 +11,15 @@ from diagnostics.models import Role
 from reports import services as reports
 from reports.models import Report, ReportStatus
 from tests.base import BaseTestCase
-from tests.factories import LabFactory, MembershipFactory, UserFactory
-from tests.reports.builders import build_case, make_model, review, sign_out
+from tests.factories import (
+    LabFactory,
+    MembershipFactory,
+    ModelVersionFactory,
+    UserFactory,
+    analysed_case,
+    record_sign_out,
+    review_case,
+)
 from tests.reports.pdftools import page_texts, pdf_text
 
 
@@ -28,16 +35,16 @@ class ReportContentsTest(BaseTestCase):
         lab = LabFactory(name="Lab A", slug="lab-a")
         cls.signer = UserFactory(username="pmoreau", email="pmoreau@lab-a.org", first_name="Patricia", last_name="Moreau")
         MembershipFactory(user=cls.signer, lab=lab, role=Role.PATHOLOGIST)
-        cls.built = build_case(
-            lab,
+        cls.built = analysed_case(
+            lab, drawn=True,
             labels=["Pro", "Pre", "Early", "Benign", "Pro"],
             confidences=[0.91, 0.52, 0.88, 0.97, 0.8],
             blasts=[2, None, 1, 0, 1],
             failed=(5,),
             clinical_note="Pancytopenia; rule out ALL.",
         )
-        review(cls.built, cls.signer, {2: "Early"})
-        sign_out(cls.built, cls.signer)
+        review_case(cls.built, cls.signer, {2: "Early"})
+        record_sign_out(cls.built, cls.signer)
         cls.report = reports.create_final_report(cls.built.case.pk, cls.signer.pk, 1)
         cls.text = _squash(pdf_text(bytes(cls.report.pdf)))
 
@@ -101,9 +108,9 @@ class ReportContentsTest(BaseTestCase):
 
 class RealModelReportTest(BaseTestCase):
     def test_no_demo_warning_without_a_demo_model(self):
-        built = build_case(self.lab, labels=["Pro", "Benign"], model=make_model(demo=False))
-        review(built, self.pathologist)
-        sign_out(built, self.pathologist)
+        built = analysed_case(self.lab, drawn=True, labels=["Pro", "Benign"], model=ModelVersionFactory(validated=True, is_demo=False))
+        review_case(built, self.pathologist)
+        record_sign_out(built, self.pathologist)
         report = reports.create_final_report(built.case.pk, self.pathologist.pk, 1)
         self.assertFalse(report.demo)
         self.assertNotIn("DEMO MODEL", pdf_text(bytes(report.pdf)))

@@ -16,9 +16,10 @@ from reports import rendering as report_rendering
 from reports import services as reports
 from review import signout as signout_service
 from tests.base import BaseTestCase
+from tests.factories import analysed_case, review_case
 from tests.reports.pdftools import pdf_text
 from tests.review.cell_helpers import add_cells, reclassify
-from tests.review.helpers import activate_totp, make_analysed_case, review_all, totp_code
+from tests.review.helpers import activate_totp, totp_code
 
 
 def squash(text: str) -> str:
@@ -28,11 +29,11 @@ def squash(text: str) -> str:
 class ReportDifferentialTest(BaseTestCase):
     def test_the_pdf_and_verify_page_show_the_reviewed_differential(self):
         cache.clear()
-        case, images = make_analysed_case(self.lab, n_images=2, blasts=8)
+        case, images = analysed_case(self.lab, n_images=2, blasts=8)
         cells = add_cells(images[0].analyses.get(), ["blast"] * 4 + ["lymphocyte"] * 6)
         cells += add_cells(images[1].analyses.get(), ["blast"] * 2 + ["neutrophil"] * 8)
         reclassify(case, self.pathologist, cells[0:3], "lymphocyte")  # 3 of the AI's 6 blasts: 3 of 20 = 15 %
-        review_all(case, self.pathologist)
+        review_case(case, self.pathologist)
         request = RequestFactory().post("/")
         request.user = self.pathologist
         signed = signout_service.sign_out_case(

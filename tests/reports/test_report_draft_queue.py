@@ -27,7 +27,7 @@ from reports import services as reports
 from reports.models import RenderState, Report, ReportStatus
 from reports.tasks import render_draft_report
 from tests.base import BaseTestCase, BaseTransactionTestCase
-from tests.reports.builders import build_case
+from tests.factories import analysed_case
 from tests.reports.pdftools import eager_celery, pdf_text
 
 RENDERER = "reports.services.render_report_pdf"
@@ -36,7 +36,7 @@ RENDERER = "reports.services.render_report_pdf"
 class DraftStateMachineTest(BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.built = build_case(self.lab, labels=["Pro", "Benign"], blasts=[1, 0])
+        self.built = analysed_case(self.lab, drawn=True, labels=["Pro", "Benign"], blasts=[1, 0])
         self.case = self.built.case
 
     def request(self, user=None):
@@ -149,7 +149,7 @@ class DraftPagesTest(BaseTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.built = build_case(self.lab, labels=["Pre"])
+        self.built = analysed_case(self.lab, drawn=True, labels=["Pre"])
         self.case = self.built.case
         self.ask = reverse("report_draft", args=[self.case.pk])
 
@@ -202,7 +202,7 @@ class DraftPagesTest(BaseTestCase):
         self.client.force_login(self.technician)
         self.client.post(self.ask)
         draft = Report.objects.get(case=self.case)
-        outsiders_case = build_case(self.other_lab, labels=["Benign"], accession_number="B-1").case
+        outsiders_case = analysed_case(self.other_lab, drawn=True, labels=["Benign"], accession_number="B-1").case
         self.client.force_login(self.outsider)
         self.assertEqual(self.client.get(self.status_url(draft)).status_code, 404)
         self.assertEqual(self.client.get(self.status_url(draft), HTTP_HX_REQUEST="true").status_code, 404)
@@ -221,7 +221,7 @@ class DraftWaitTest(BaseTransactionTestCase):
 
     @override_settings(REPORT_DRAFT_WAIT_S=30)
     def test_a_quick_render_is_answered_by_the_request_itself(self):
-        built = build_case(self.lab, labels=["Pro"])
+        built = analysed_case(self.lab, drawn=True, labels=["Pro"])
         self.client.force_login(self.technician)
         with eager_celery():
             response = self.client.post(reverse("report_draft", args=[built.case.pk]), follow=True)

@@ -11,8 +11,7 @@ from diagnostics.models import ExclusionReason, Role
 from reports import services as reports
 from review import services as review_service
 from tests.base import BaseTestCase
-from tests.factories import LabFactory, MembershipFactory, UserFactory
-from tests.reports.builders import build_case, review, sign_out
+from tests.factories import LabFactory, MembershipFactory, UserFactory, analysed_case, record_sign_out, review_case
 from tests.reports.pdftools import pdf_text
 
 
@@ -27,13 +26,13 @@ class ReportExclusionsTest(BaseTestCase):
         lab = LabFactory(name="Lab A", slug="lab-a")
         cls.signer = UserFactory(username="hkahn", email="hkahn@lab-a.org", first_name="Hana", last_name="Kahn")
         MembershipFactory(user=cls.signer, lab=lab, role=Role.PATHOLOGIST)
-        cls.built = build_case(lab, labels=["Pro", "Pre", "Benign"], blasts=[5, 1, 0])
-        review(cls.built, cls.signer, only={1, 3})
+        cls.built = analysed_case(lab, drawn=True, labels=["Pro", "Pre", "Benign"], blasts=[5, 1, 0])
+        review_case(cls.built, cls.signer, only={1, 3})
         review_service.record_review(
             image=cls.built.images[1], reviewer=cls.signer, exclusion=ExclusionReason.WRONG_STAIN,
             submission_token=uuid.uuid4(),
         )
-        sign_out(cls.built, cls.signer)
+        record_sign_out(cls.built, cls.signer)
         cls.report = reports.create_final_report(cls.built.case.pk, cls.signer.pk, 1)
         cls.text = _squash(pdf_text(bytes(cls.report.pdf)))
 
@@ -52,9 +51,9 @@ class ReportExclusionsTest(BaseTestCase):
         self.assertIn("Images per class AI label Signed Benign (hematogone) 1 1 Early Pre-B ALL 0 0 Pre-B ALL 0 0 Pro-B ALL 1 1", self.text)
 
     def test_a_report_without_exclusions_has_no_such_section(self):
-        other = build_case(self.built.case.lab, labels=["Pro"], blasts=[1])
-        review(other, self.signer)
-        sign_out(other, self.signer)
+        other = analysed_case(self.built.case.lab, drawn=True, labels=["Pro"], blasts=[1])
+        review_case(other, self.signer)
+        record_sign_out(other, self.signer)
         text = _squash(pdf_text(bytes(reports.create_final_report(other.case.pk, self.signer.pk, 1).pdf)))
         self.assertNotIn("Excluded images", text)
         self.assertNotIn("excluded as not assessable", text)

@@ -11,14 +11,14 @@ from reports import rendering as report_rendering
 from reports import services as reports
 from reports.models import Report, ReportStatus
 from tests.base import BaseTestCase
-from tests.reports.builders import build_case, review, sign_out
+from tests.factories import analysed_case, record_sign_out, review_case
 from tests.reports.pdftools import pdf_text
 
 
 class ReportLifecycleTest(BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.built = build_case(self.lab, labels=["Pro", "Pre"], blasts=[1, 0])
+        self.built = analysed_case(self.lab, drawn=True, labels=["Pro", "Pre"], blasts=[1, 0])
 
     def test_draft_before_sign_out(self):
         draft = reports.create_draft_report(self.built.case, self.technician)
@@ -32,21 +32,21 @@ class ReportLifecycleTest(BaseTestCase):
         self.assertEqual(response.context["state"], "draft")
 
     def test_final_report_is_made_once_per_version(self):
-        review(self.built, self.pathologist)
-        sign_out(self.built, self.pathologist)
+        review_case(self.built, self.pathologist)
+        record_sign_out(self.built, self.pathologist)
         first = reports.create_final_report(self.built.case.pk, self.pathologist.pk, 1)
         again = reports.create_final_report(self.built.case.pk, self.pathologist.pk, 1)  # a redelivered task
         self.assertEqual(first.pk, again.pk)
         self.assertEqual(Report.objects.filter(case=self.built.case).exclude(status=ReportStatus.DRAFT).count(), 1)
 
     def test_amendment_supersedes_and_keeps_the_old_report(self):
-        review(self.built, self.pathologist)
-        sign_out(self.built, self.pathologist)
+        review_case(self.built, self.pathologist)
+        record_sign_out(self.built, self.pathologist)
         v1 = reports.create_final_report(self.built.case.pk, self.pathologist.pk, 1)
         v1_bytes, v1_hash = bytes(v1.pdf), v1.sha256
 
-        review(self.built, self.pathologist, {1: "Early"})  # the amendment relabels image 1
-        sign_out(self.built, self.pathologist, reason="Image 1 relabelled after flow cytometry.")
+        review_case(self.built, self.pathologist, {1: "Early"})  # the amendment relabels image 1
+        record_sign_out(self.built, self.pathologist, reason="Image 1 relabelled after flow cytometry.")
         v2 = reports.create_final_report(self.built.case.pk, self.pathologist.pk, 2)
 
         v1.refresh_from_db()
@@ -65,9 +65,9 @@ class ReportLifecycleTest(BaseTestCase):
         self.assertEqual(current.context["state"], "current")
 
     def test_a_late_task_for_an_older_version_does_not_become_current(self):
-        review(self.built, self.pathologist)
-        sign_out(self.built, self.pathologist)
-        sign_out(self.built, self.pathologist, reason="second signature")
+        review_case(self.built, self.pathologist)
+        record_sign_out(self.built, self.pathologist)
+        record_sign_out(self.built, self.pathologist, reason="second signature")
         v2 = reports.create_final_report(self.built.case.pk, self.pathologist.pk, 2)
         late_v1 = reports.create_final_report(self.built.case.pk, self.pathologist.pk, 1)
         self.assertEqual(late_v1.status, ReportStatus.SUPERSEDED)

@@ -10,15 +10,15 @@ from django.conf import settings
 from reports import rendering as report_rendering
 from reports import services as reports
 from tests.base import BaseTestCase
-from tests.reports.builders import build_case, review, sign_out
+from tests.factories import analysed_case, record_sign_out, review_case
 from tests.reports.pdftools import decode_qr, rasterise, scratch_dir
 
 
 class ReportQrCodeTest(BaseTestCase):
     def test_qr_on_the_page_opens_the_verification_of_this_report(self):
-        built = build_case(self.lab, labels=["Pro", "Pre", "Benign"], blasts=[2, 1, 0])
-        review(built, self.pathologist)
-        sign_out(built, self.pathologist)
+        built = analysed_case(self.lab, drawn=True, labels=["Pro", "Pre", "Benign"], blasts=[2, 1, 0])
+        review_case(built, self.pathologist)
+        record_sign_out(built, self.pathologist)
         report = reports.create_final_report(built.case.pk, self.pathologist.pk, 1)
 
         with scratch_dir() as folder:

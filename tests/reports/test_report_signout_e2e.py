@@ -22,7 +22,7 @@ from accounts.services import update_profile
 from reports import rendering as report_rendering
 from reports.models import Report, ReportStatus
 from tests.base import BaseTransactionTestCase
-from tests.reports.builders import build_case, review
+from tests.factories import analysed_case, review_case
 from tests.reports.pdftools import (
     decode_qr,
     eager_celery,
@@ -30,13 +30,7 @@ from tests.reports.pdftools import (
     rasterise,
     scratch_dir,
 )
-from tests.review.helpers import (
-    TOLERANCE_1,
-    activate_totp,
-    login_with_totp,
-    post_amend,
-    post_sign_out,
-)
+from tests.review.helpers import TOLERANCE_1, activate_totp, login_with_totp, post_amend, post_sign_out
 
 
 def squash(text: str) -> str:
@@ -46,9 +40,9 @@ def squash(text: str) -> str:
 @override_settings(**TOLERANCE_1)
 class SignOutYieldsVerifiableReportTest(BaseTransactionTestCase):
     def test_sign_out_report_prints_the_diagnosis_and_its_qr_verifies_with_the_same_figures(self):
-        built = build_case(self.lab, labels=["Pro", "Pre", "Benign"], blasts=[2, 1, 0])
+        built = analysed_case(self.lab, drawn=True, labels=["Pro", "Pre", "Benign"], blasts=[2, 1, 0])
         case = built.case
-        review(built, self.pathologist, labels={2: "Pro"})
+        review_case(built, self.pathologist, labels={2: "Pro"})
         override = built.analyses[2].reviews.get()
         override.comment = "Fine chromatin, scant cytoplasm: a Pro-B blast"
         override.save()
@@ -95,9 +89,9 @@ class SignOutYieldsVerifiableReportTest(BaseTransactionTestCase):
         self.assertIn(f"White cells {summary['wbc']}", html)
 
     def test_an_amendment_report_lists_what_changed(self):
-        built = build_case(self.lab, labels=["Pro", "Pre"], blasts=[2, 1])
+        built = analysed_case(self.lab, drawn=True, labels=["Pro", "Pre"], blasts=[2, 1])
         case = built.case
-        review(built, self.pathologist)
+        review_case(built, self.pathologist)
         secret = activate_totp(self.pathologist)
         self.client.force_login(self.pathologist)
         with eager_celery():

@@ -17,13 +17,9 @@ from diagnostics.models import Case, CaseStatus
 from marrowfind.celery import app
 from reports.models import Report
 from tests.base import BaseTransactionTestCase
+from tests.factories import analysed_case, review_case
 from tests.reports.pdftools import eager_celery
-from tests.review.helpers import (
-    activate_totp,
-    make_analysed_case,
-    post_sign_out,
-    review_all,
-)
+from tests.review.helpers import activate_totp, post_sign_out
 
 UNREACHABLE = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused at once
 
@@ -58,8 +54,8 @@ class ReportSweeperTests(BaseTransactionTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
-        self.case, _ = make_analysed_case(self.lab, n_images=2)
-        review_all(self.case, self.pathologist)
+        self.case, _ = analysed_case(self.lab, n_images=2)
+        review_case(self.case, self.pathologist)
         self.secret = activate_totp(self.pathologist)
         self.client.force_login(self.pathologist)
 

@@ -14,7 +14,7 @@ from reports import rendering as report_rendering
 from reports import services as reports
 from reports import views as report_views
 from tests.base import BaseTestCase
-from tests.reports.builders import build_case, review, sign_out
+from tests.factories import analysed_case, record_sign_out, review_case
 
 
 class VerifyReportTest(BaseTestCase):
@@ -27,9 +27,9 @@ class VerifyReportTest(BaseTestCase):
         lab = LabFactory(name="Lab A", slug="lab-a")
         signer = UserFactory(username="verifier-signer", email="signer@lab-a.org")
         MembershipFactory(user=signer, lab=lab, role=Role.PATHOLOGIST)
-        cls.built = build_case(lab, labels=["Pro", "Benign"], clinical_note="Secret clinical detail")
-        review(cls.built, signer)
-        sign_out(cls.built, signer)
+        cls.built = analysed_case(lab, drawn=True, labels=["Pro", "Benign"], clinical_note="Secret clinical detail")
+        review_case(cls.built, signer)
+        record_sign_out(cls.built, signer)
         cls.report = reports.create_final_report(cls.built.case.pk, signer.pk, 1)
 
     def setUp(self) -> None:

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from reports import rendering as report_rendering
 from reports import services as reports
 from tests.base import BaseTestCase
-from tests.reports.builders import build_case, review, sign_out
+from tests.factories import analysed_case, record_sign_out, review_case
 from tests.reports.pdftools import pdf_text
 
 
@@ -26,10 +26,10 @@ class VerifyPageFiguresTest(BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         cache.clear()
-        self.built = build_case(self.lab, labels=["Pro", "Pro", "Benign"], blasts=[3, 2, 0],
+        self.built = analysed_case(self.lab, drawn=True, labels=["Pro", "Pro", "Benign"], blasts=[3, 2, 0],
                                 clinical_note="Secret clinical detail", patient_pseudonym="PSEUDO-4711")
-        review(self.built, self.pathologist)
-        sign_out(self.built, self.pathologist, diagnosis="consistent_with_b_all", diagnosis_subtype="pro_b",
+        review_case(self.built, self.pathologist)
+        record_sign_out(self.built, self.pathologist, diagnosis="consistent_with_b_all", diagnosis_subtype="pro_b",
                  diagnosis_comment="Patient PSEUDO-4711 known to the clinic", signer_name="Patricia Okafor",
                  signer_credentials="MD, FRCPath")
         self.v1 = reports.create_final_report(self.built.case.pk, self.pathologist.pk, 1)
@@ -56,8 +56,8 @@ class VerifyPageFiguresTest(BaseTestCase):
         from diagnostics.models import Case, CaseStatus
 
         Case.objects.filter(pk=self.built.case.pk).update(status=CaseStatus.AWAITING_REVIEW)
-        review(self.built, self.pathologist, labels={1: "Benign", 2: "Benign"})
-        sign_out(self.built, self.pathologist, reason="recount", diagnosis="no_evidence_of_all",
+        review_case(self.built, self.pathologist, labels={1: "Benign", 2: "Benign"})
+        record_sign_out(self.built, self.pathologist, reason="recount", diagnosis="no_evidence_of_all",
                  signer_name="Patricia Okafor")
         v2 = reports.create_final_report(self.built.case.pk, self.pathologist.pk, 2)
         old, new = text_of(self.verify(self.v1)), text_of(self.verify(v2))

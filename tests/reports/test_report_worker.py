@@ -14,7 +14,7 @@ from marrowfind import dispatch
 from reports import services as reports
 from reports.models import RenderState, Report, ReportStatus
 from tests.base import BaseTransactionTestCase
-from tests.reports.builders import build_case, review, sign_out
+from tests.factories import analysed_case, record_sign_out, review_case
 from tests.workerproc import purge_broker, require_services, run_worker
 
 
@@ -36,9 +36,9 @@ class ReportsOnWorkerTest(BaseTransactionTestCase):
         cls.worker = cls.enterClassContext(run_worker(queues=("cpu",)))
 
     def test_worker_renders_the_final_report(self):
-        built = build_case(self.lab, labels=["Pro", "Benign"], blasts=[1, 0])
-        review(built, self.pathologist)
-        sign_out(built, self.pathologist)
+        built = analysed_case(self.lab, drawn=True, labels=["Pro", "Benign"], blasts=[1, 0])
+        review_case(built, self.pathologist)
+        record_sign_out(built, self.pathologist)
         reports.queue_final_report(built.case, self.pathologist)  # no transaction open: sent at once
         reports.queue_final_report(built.case, self.pathologist)  # a double send makes one report
         wait_for_runs("render_final_report", 2, self.worker)
@@ -47,7 +47,7 @@ class ReportsOnWorkerTest(BaseTransactionTestCase):
         self.assertTrue(TaskRun.objects.filter(task_name="render_final_report", ok=True, case=built.case).exists())
 
     def test_worker_renders_a_draft_asked_for_on_the_site(self):
-        built = build_case(self.lab, labels=["Pre", "Benign"], blasts=[0, 0])
+        built = analysed_case(self.lab, drawn=True, labels=["Pre", "Benign"], blasts=[0, 0])
         self.client.force_login(self.technician)
         asked = self.client.post(reverse("report_draft", args=[built.case.pk]))
         draft = Report.objects.get(case=built.case)

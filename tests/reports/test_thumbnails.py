@@ -9,12 +9,12 @@ from PIL import Image
 from reports import services as reports
 from reports import thumbnails
 from tests.base import BaseTestCase
-from tests.reports.builders import build_case
+from tests.factories import analysed_case
 
 
 class ThumbnailCacheTest(BaseTestCase):
     def test_made_once_then_reused(self):
-        built = build_case(self.lab, labels=["Pro", "Benign"], size=400)
+        built = analysed_case(self.lab, drawn=True, labels=["Pro", "Benign"], size=400)
         image, analysis = built.images[0], built.analyses[1]
         first = thumbnails.make_thumbnails(image, analysis)
         self.assertTrue(first.original.is_file() and first.cam.is_file())
@@ -33,7 +33,7 @@ class ThumbnailCacheTest(BaseTestCase):
         self.assertEqual(len(list(folder.glob("*.jpg"))), 4)  # 2 images x (original + Grad-CAM)
 
     def test_missing_source_gives_no_thumbnail(self):
-        built = build_case(self.lab, labels=["Pro"])
+        built = analysed_case(self.lab, drawn=True, labels=["Pro"])
         analysis = built.analyses[1]
         analysis.cam_overlay.storage.delete(analysis.cam_overlay.name)
         made = thumbnails.make_thumbnails(built.images[0], analysis)

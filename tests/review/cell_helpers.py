@@ -18,13 +18,7 @@ from PIL import Image
 
 from diagnostics.models import Analysis, CaseStatus, Cell, ImageStatus, Specimen
 from review import cells as cells_service
-from tests.factories import (
-    AnalysisFactory,
-    BatchFactory,
-    CaseFactory,
-    SlideImageFactory,
-)
-from tests.review.helpers import make_model_version
+from tests.factories import AnalysisFactory, BatchFactory, CaseFactory, ModelVersionFactory, SlideImageFactory
 
 OTHERS = ("lymphocyte", "neutrophil", "monocyte", "lymphocyte", "eosinophil")
 
@@ -68,7 +62,7 @@ def make_smear_case(
     white cells are all blasts, a "Benign" one's none."""
     from ml.synthetic import make_smear
 
-    model_version = make_model_version()
+    model_version = ModelVersionFactory()
     case = CaseFactory(lab=lab, status=status, specimen=specimen)
     batch = BatchFactory(case=case)
     images, cells = [], []

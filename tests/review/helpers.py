@@ -1,15 +1,11 @@
-"""Test data for the review area: analysed cases, TOTP devices, logins.
-
-Analyses are written directly (the pipeline has its own tests); their files
-are real PNGs so the pages and the protected media view have something to
-serve. TOTP uses allauth's own secret generation, activation and code
-generation: no mocks.
+"""TOTP devices, logins and the sign-out/amend posts of the review area (its test data
+comes from tests.factories). TOTP uses allauth's own secret generation, activation and
+code generation: no mocks.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 
 from allauth.mfa.totp.internal.auth import (
     TOTP,
@@ -17,82 +13,9 @@ from allauth.mfa.totp.internal.auth import (
     generate_totp_secret,
     hotp_value,
 )
-from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from diagnostics.models import CaseStatus, ImageStatus, ModelVersion
 from tests.base import PASSWORD
-from tests.factories import (
-    AnalysisFactory,
-    BatchFactory,
-    CaseFactory,
-    ModelVersionFactory,
-    ReviewFactory,
-    SlideImageFactory,
-)
-from tests.imagefactory import png_bytes
-
-CLASSES = ["Benign", "Early", "Pre", "Pro"]
-
-
-def make_model_version(**kwargs) -> ModelVersion:
-    kwargs.setdefault("name", f"resnet18-test-{uuid.uuid4().hex[:6]}")
-    kwargs.setdefault("class_names", CLASSES)
-    return ModelVersionFactory(**kwargs)
-
-
-def make_analysed_case(
-    lab,
-    *,
-    n_images: int = 3,
-    labels: list[str] | None = None,
-    low_confidence: tuple[int, ...] = (),
-    status: str = CaseStatus.AWAITING_REVIEW,
-    model_version: ModelVersion | None = None,
-    created_by=None,
-    failed: tuple[int, ...] = (),
-    blasts: int | None = None,
-    **case_fields,
-):
-    """A case of ``n_images`` analysed images (positions 1..n). Images whose
-    position is in ``low_confidence`` get confidence 0.4 (Unidentified); those
-    in ``failed`` have no analysis and status failed."""
-    model_version = model_version or make_model_version()
-    case = CaseFactory(lab=lab, status=status, created_by=created_by, **case_fields)
-    batch = BatchFactory(case=case, uploaded_by=created_by)
-    labels = labels or [CLASSES[i % len(CLASSES)] for i in range(n_images)]
-    images = []
-    for position in range(1, n_images + 1):
-        seed = case.pk * 1000 + position
-        image = SlideImageFactory(
-            batch=batch,
-            case=case,
-            position=position,
-            file=ContentFile(png_bytes(seed=seed), name=f"smear-{position}.png"),
-            sha256=f"{seed:064x}",
-            status=ImageStatus.FAILED if position in failed else ImageStatus.DONE,
-            error="The file is truncated." if position in failed else "",
-        )
-        images.append(image)
-        if position in failed:
-            continue
-        label = labels[position - 1]
-        confidence = 0.4 if position in low_confidence else 0.9
-        AnalysisFactory(
-            image=image, model_version=model_version, label=label, confidence=confidence,
-            low_confidence=position in low_confidence, blasts=blasts,
-        )
-    return case, images
-
-
-def review_all(case, reviewer, *, label_for=None) -> None:
-    """Give every analysed image of ``case`` a review (its AI label unless ``label_for`` says otherwise)."""
-    for image in case.images.all():
-        analysis = image.analyses.first()
-        if analysis is None:
-            continue
-        label = label_for(image, analysis) if label_for else analysis.label
-        ReviewFactory(analysis=analysis, reviewer=reviewer, label=label)
 
 
 def activate_totp(user) -> str:

@@ -13,14 +13,8 @@ from diagnostics.models import AuditEvent, CaseStatus
 from review.models import Review, SignOut
 from review.signout import amendment_changes
 from tests.base import BaseTestCase
-from tests.review.helpers import (
-    TOLERANCE_1,
-    activate_totp,
-    make_analysed_case,
-    post_amend,
-    post_sign_out,
-    review_all,
-)
+from tests.factories import analysed_case, review_case
+from tests.review.helpers import TOLERANCE_1, activate_totp, post_amend, post_sign_out
 
 
 @override_settings(**TOLERANCE_1)
@@ -28,8 +22,8 @@ class AmendmentTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
-        self.case, self.images = make_analysed_case(self.lab, n_images=2, labels=["Pre", "Benign"])
-        review_all(self.case, self.pathologist)
+        self.case, self.images = analysed_case(self.lab, n_images=2, labels=["Pre", "Benign"])
+        review_case(self.case, self.pathologist)
         self.secret = activate_totp(self.pathologist)
         self.client.force_login(self.pathologist)
         post_sign_out(self.client, self.case, self.secret, offset=-1, diagnosis="suspicious",

@@ -6,13 +6,13 @@ from django.urls import reverse
 
 from diagnostics.models import AuditEvent
 from tests.base import BaseTestCase
-from tests.review.helpers import make_analysed_case
+from tests.factories import analysed_case
 
 
 class AssignTests(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.case, _ = make_analysed_case(self.lab, n_images=1)
+        self.case, _ = analysed_case(self.lab, n_images=1)
         self.url = reverse("case_assign", args=[self.case.pk])
 
     def test_assign_to_me_and_to_a_colleague(self):

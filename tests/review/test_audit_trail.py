@@ -12,15 +12,8 @@ from django.urls import reverse
 from diagnostics import audit
 from diagnostics.models import AuditEvent
 from tests.base import BaseTestCase
-from tests.review.helpers import (
-    TOLERANCE_1,
-    activate_totp,
-    login_with_totp,
-    make_analysed_case,
-    post_amend,
-    post_sign_out,
-    review_all,
-)
+from tests.factories import analysed_case, review_case
+from tests.review.helpers import TOLERANCE_1, activate_totp, login_with_totp, post_amend, post_sign_out
 
 
 @override_settings(**TOLERANCE_1)
@@ -28,7 +21,7 @@ class AuditTrailTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
-        self.case, self.images = make_analysed_case(self.lab, n_images=2, labels=["Pre", "Benign"])
+        self.case, self.images = analysed_case(self.lab, n_images=2, labels=["Pre", "Benign"])
         self.model = self.images[0].analyses.get().model_version
         audit.record(AuditEvent.Verb.UPLOADED, actor=self.technician, case=self.case, obj=self.case, accepted=2, rejected=0)
         secret = activate_totp(self.pathologist)
@@ -37,7 +30,7 @@ class AuditTrailTests(BaseTestCase):
             reverse("review_image", args=[self.case.pk, self.images[0].pk]),
             {"label": "Early", "submission_token": str(uuid.uuid4()), "comment": "blast-like"},
         )
-        review_all(self.case, self.pathologist)
+        review_case(self.case, self.pathologist)
         assert post_sign_out(self.client, self.case, secret, offset=1, diagnosis="suspicious",
                              further_studies="flow cytometry").status_code == 302
         post_amend(self.client, self.case, secret, reason="typo in label", offset=-1)

@@ -13,13 +13,9 @@ from diagnostics.models import Specimen
 from diagnostics.services.case_record import build_case_record, case_figures
 from review.models import SignOut
 from tests.base import BaseTestCase
+from tests.factories import analysed_case, review_case
 from tests.review.cell_helpers import add_cells, reclassify
-from tests.review.helpers import (
-    activate_totp,
-    make_analysed_case,
-    post_sign_out,
-    review_all,
-)
+from tests.review.helpers import activate_totp, post_sign_out
 
 AI = ["blast", "blast", "blast", "lymphocyte", "lymphocyte", "neutrophil", "monocyte", "platelet", "artefact",
       "erythroblast", "blast", "lymphocyte"]
@@ -30,7 +26,7 @@ class DifferentialTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         # The image-level AI estimate: 8 blasts of 10 WBC (80 %, WHO flag) from the segmentation.
-        self.case, self.images = make_analysed_case(self.lab, n_images=1, blasts=8)
+        self.case, self.images = analysed_case(self.lab, n_images=1, blasts=8)
         self.cells = add_cells(self.images[0].analyses.get(), AI, low=LOW)
 
     def test_before_any_decision_the_figures_are_the_ais(self):
@@ -83,13 +79,13 @@ class DifferentialTests(BaseTestCase):
         self.assertAlmostEqual(agreement.kappa, cohen_kappa_score(final, AI[:11]), places=4)
 
     def test_kappa_is_not_defined_with_one_class(self):
-        case, images = make_analysed_case(self.lab, n_images=1)
+        case, images = analysed_case(self.lab, n_images=1)
         add_cells(images[0].analyses.get(), ["lymphocyte"] * 3)
         agreement = build_case_record(case).agreement
         self.assertEqual((agreement.compared, agreement.unchanged, agreement.kappa), (3, 3, None))
 
     def test_target_is_200_for_marrow_and_100_for_blood_and_the_page_warns_below(self):
-        blood, images = make_analysed_case(self.lab, n_images=1, specimen=Specimen.PERIPHERAL_BLOOD)
+        blood, images = analysed_case(self.lab, n_images=1, specimen=Specimen.PERIPHERAL_BLOOD)
         add_cells(images[0].analyses.get(), ["lymphocyte"] * 3)
         self.assertEqual(build_case_record(self.case).cell_target, 200)
         self.assertEqual(build_case_record(blood).cell_target, 100)
@@ -134,13 +130,13 @@ class SignedBlastsFromReviewedCellsTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
-        self.case, self.images = make_analysed_case(self.lab, n_images=2, blasts=8)  # AI: 16 of 20 WBC, WHO flag
+        self.case, self.images = analysed_case(self.lab, n_images=2, blasts=8)  # AI: 16 of 20 WBC, WHO flag
         self.cells = add_cells(self.images[0].analyses.get(), ["blast"] * 4 + ["lymphocyte"] * 6)
         self.cells += add_cells(self.images[1].analyses.get(), ["blast"] * 2 + ["neutrophil"] * 8)
         self.secret = activate_totp(self.pathologist)
 
     def sign(self):
-        review_all(self.case, self.pathologist)
+        review_case(self.case, self.pathologist)
         self.client.force_login(self.pathologist)
         response = post_sign_out(self.client, self.case, self.secret)  # with a fresh TOTP code (step-up)
         self.assertEqual(response.status_code, 302)

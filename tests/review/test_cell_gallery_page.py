@@ -14,8 +14,8 @@ from PIL import Image
 from diagnostics.models import CaseStatus
 from review import cells as cells_service
 from tests.base import BaseTestCase
+from tests.factories import analysed_case
 from tests.review.cell_helpers import add_cells, make_smear_case
-from tests.review.helpers import make_analysed_case
 
 
 class GalleryPageTests(BaseTestCase):
@@ -102,12 +102,12 @@ class GalleryPageTests(BaseTestCase):
             self.assertIn(f'src="{reverse("cell_crop", args=[self.case.pk, cell.pk])}"', html)
 
     def test_crop_of_a_cell_of_another_case_of_the_lab_is_404(self):
-        other_case, _ = make_analysed_case(self.lab, n_images=1)
+        other_case, _ = analysed_case(self.lab, n_images=1)
         response = self.client.get(reverse("cell_crop", args=[other_case.pk, self.cells[0].pk]))
         self.assertEqual(response.status_code, 404)
 
     def test_a_missing_original_gives_a_404_crop_not_an_error(self):
-        case, images = make_analysed_case(self.lab, n_images=1)
+        case, images = analysed_case(self.lab, n_images=1)
         analysis = images[0].analyses.get()
         (cell,) = add_cells(analysis, ["lymphocyte"])
         images[0].file.delete(save=False)
@@ -124,7 +124,7 @@ class GalleryPageTests(BaseTestCase):
         self.assertContains(response, "Read-only")
 
     def test_signed_out_case_is_locked(self):
-        case, images = make_analysed_case(self.lab, n_images=1, status=CaseStatus.SIGNED_OUT)
+        case, images = analysed_case(self.lab, n_images=1, status=CaseStatus.SIGNED_OUT)
         add_cells(images[0].analyses.get(), ["blast", "lymphocyte"])
         response = self.client.get(reverse("case_cells", args=[case.pk]))
         self.assertContains(response, "the cells are locked")
@@ -138,7 +138,7 @@ class GalleryPageTests(BaseTestCase):
 
     def test_a_high_bit_depth_original_gives_crops_too(self):
         # The crops use the pipeline's decoder (ml.imageio), not a bare Pillow open.
-        case, images = make_analysed_case(self.lab, n_images=1)
+        case, images = analysed_case(self.lab, n_images=1)
         rgb16 = (np.random.default_rng(3).integers(0, 65535, size=(64, 64, 3))).astype(np.uint16)
         buffer = io.BytesIO()
         import tifffile

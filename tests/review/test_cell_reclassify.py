@@ -16,8 +16,8 @@ from diagnostics.models import AuditEvent, CaseStatus, Cell
 from review import cells as cells_service
 from review.models import CellReview
 from tests.base import BaseTestCase, BaseTransactionTestCase
+from tests.factories import analysed_case
 from tests.review.cell_helpers import add_cells, reclassify
-from tests.review.helpers import make_analysed_case
 
 
 def post_json(client, url, payload):
@@ -27,7 +27,7 @@ def post_json(client, url, payload):
 class ReclassifyTests(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.case, self.images = make_analysed_case(self.lab, n_images=1)
+        self.case, self.images = analysed_case(self.lab, n_images=1)
         self.analysis = self.images[0].analyses.get()
         self.cells = add_cells(self.analysis, ["lymphocyte", "blast", "neutrophil", "lymphocyte"], low=(4,))
         self.url = reverse("cells_reclassify", args=[self.case.pk])
@@ -117,7 +117,7 @@ class ReclassifyTests(BaseTestCase):
                                       submission_token=uuid.uuid4())
 
     def test_unknown_class_foreign_cell_and_bad_payload_are_400(self):
-        _, other_images = make_analysed_case(self.lab, n_images=1)
+        _, other_images = analysed_case(self.lab, n_images=1)
         (foreign,) = add_cells(other_images[0].analyses.get(), ["blast"])
         cases = {
             "class": self.change([self.cells[0]], "Benign"),
@@ -164,7 +164,7 @@ class ReclassifyTests(BaseTestCase):
 class AddCellTests(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.case, self.images = make_analysed_case(self.lab, n_images=1)
+        self.case, self.images = analysed_case(self.lab, n_images=1)
         self.analysis = self.images[0].analyses.get()
         self.cells = add_cells(self.analysis, ["lymphocyte", "blast", "neutrophil"], side=10)
         self.url = reverse("cell_add", args=[self.case.pk])
@@ -215,7 +215,7 @@ class AddCellTests(BaseTestCase):
         self.assertEqual(cell.bbox, [54, 0, 64, 10])
 
     def test_outside_the_image_or_another_cases_image_is_400(self):
-        _, other_images = make_analysed_case(self.lab, n_images=1)
+        _, other_images = analysed_case(self.lab, n_images=1)
         for name, response in {"outside": self.add(64, 10), "negative": self.add(-1, 10),
                                "other case": self.add(5, 5, image=other_images[0].pk),
                                "class": self.add(5, 5, label="Pre")}.items():
@@ -232,7 +232,7 @@ class ConcurrentStalePagesTests(BaseTransactionTestCase):
     def test_only_one_of_two_concurrent_changes_wins(self):
         if connection.vendor != "postgresql":
             pytest.skip("needs PostgreSQL for real row locks between connections")
-        case, images = make_analysed_case(self.lab, n_images=1)
+        case, images = analysed_case(self.lab, n_images=1)
         (cell,) = add_cells(images[0].analyses.get(), ["lymphocyte"])
         barrier = threading.Barrier(2)
         outcomes, stale, errors = [], [], []

@@ -13,13 +13,13 @@ from diagnostics.models import AuditEvent
 from review.models import Review
 from review.services import ReviewError, record_review
 from tests.base import BaseTestCase, BaseTransactionTestCase
-from tests.review.helpers import make_analysed_case
+from tests.factories import analysed_case
 
 
 class DoubleSubmitTests(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.case, self.images = make_analysed_case(self.lab, n_images=2, labels=["Pre", "Benign"])
+        self.case, self.images = analysed_case(self.lab, n_images=2, labels=["Pre", "Benign"])
         self.client.force_login(self.pathologist)
 
     def test_same_token_twice_records_one_review_and_one_audit_event(self):
@@ -47,7 +47,7 @@ class ConcurrentDoubleSubmitTests(BaseTransactionTestCase):
     def test_concurrent_posts_record_once(self):
         if connection.vendor != "postgresql":
             pytest.skip("needs PostgreSQL for real row locks between connections")
-        _, images = make_analysed_case(self.lab, n_images=1, labels=["Pre"])
+        _, images = analysed_case(self.lab, n_images=1, labels=["Pre"])
         token = uuid.uuid4()
         barrier = threading.Barrier(2)
         outcomes, errors = [], []

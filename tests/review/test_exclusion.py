@@ -15,13 +15,13 @@ from diagnostics.services.case_record import build_case_record, case_figures
 from review import services as review_service
 from review.models import Review
 from tests.base import BaseTestCase
-from tests.review.helpers import make_analysed_case
+from tests.factories import analysed_case
 
 
 class ExclusionServiceTests(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.case, self.images = make_analysed_case(self.lab, n_images=3, labels=["Pro", "Pre", "Benign"], blasts=4)
+        self.case, self.images = analysed_case(self.lab, n_images=3, labels=["Pro", "Pre", "Benign"], blasts=4)
         # Distinct counts per image, so a figure that still includes image 1 is caught.
         for position, (wbc, blasts) in enumerate(((50, 30), (20, 2), (30, 1)), start=1):
             Analysis.objects.filter(image=self.images[position - 1]).update(
@@ -151,7 +151,7 @@ class ExclusionServiceTests(BaseTestCase):
 class ExclusionFormTests(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.case, self.images = make_analysed_case(self.lab, n_images=3, labels=["Pro", "Pre", "Benign"])
+        self.case, self.images = analysed_case(self.lab, n_images=3, labels=["Pro", "Pre", "Benign"])
         Analysis.objects.filter(image=self.images[0]).update(
             in_scope=False, scope_code="out_of_focus", scope_reason="The image is out of focus (sharpness 3.1 < 12)."
         )

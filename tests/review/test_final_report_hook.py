@@ -14,14 +14,8 @@ from django.test import override_settings
 from diagnostics.models import CaseStatus
 from reports.models import Report
 from tests.base import BaseTransactionTestCase
-from tests.review.helpers import (
-    TOLERANCE_1,
-    activate_totp,
-    make_analysed_case,
-    post_amend,
-    post_sign_out,
-    review_all,
-)
+from tests.factories import analysed_case, review_case
+from tests.review.helpers import TOLERANCE_1, activate_totp, post_amend, post_sign_out
 
 pytest.importorskip("reports.services")
 
@@ -47,8 +41,8 @@ class FinalReportHookTests(BaseTransactionTestCase):
         super().setUp()
         purge_broker()
         cache.clear()
-        self.case, _ = make_analysed_case(self.lab, n_images=2)
-        review_all(self.case, self.pathologist)
+        self.case, _ = analysed_case(self.lab, n_images=2)
+        review_case(self.case, self.pathologist)
         self.secret = activate_totp(self.pathologist)
         self.client.force_login(self.pathologist)
 

@@ -20,9 +20,9 @@ from instant.models import InstantCheck
 from review import urls as review_urls
 from review.models import CellReview, Review, SignOut
 from tests.base import BaseTestCase
+from tests.factories import analysed_case
 from tests.imagefactory import png_bytes
 from tests.review.cell_helpers import add_cells
-from tests.review.helpers import make_analysed_case
 
 # Routes that list "my labs' things" rather than one object: the outsider gets
 # a 200 page with only lab B data (asserted in test_worklist / test_history /
@@ -34,7 +34,7 @@ LISTS = {"worklist", "case_history", "members_home", "instant_check", "profile"}
 class IsolationTests(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.case, self.images = make_analysed_case(self.lab, n_images=1, status=CaseStatus.SIGNED_OUT)
+        self.case, self.images = analysed_case(self.lab, n_images=1, status=CaseStatus.SIGNED_OUT)
         self.case.sign_out_version = 1
         self.case.save()
         SignOut.objects.create(case=self.case, version=1, signed_by=self.pathologist, labels={})

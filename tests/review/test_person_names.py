@@ -7,8 +7,7 @@ from django.template import Context, Template
 from django.urls import reverse
 
 from tests.base import BaseTestCase
-from tests.factories import ReviewFactory, UserFactory
-from tests.review.helpers import make_analysed_case
+from tests.factories import ReviewFactory, UserFactory, analysed_case
 
 
 class PersonNameTests(BaseTestCase):
@@ -22,7 +21,7 @@ class PersonNameTests(BaseTestCase):
     def test_the_review_page_names_the_reviewer_by_full_name(self):
         self.pathologist.first_name, self.pathologist.last_name = "Patricia", "Okafor"
         self.pathologist.save()
-        case, images = make_analysed_case(self.lab, n_images=1)
+        case, images = analysed_case(self.lab, n_images=1)
         ReviewFactory(analysis=images[0].analyses.get(), reviewer=self.pathologist)
         self.client.force_login(self.pathologist)
         page = self.client.get(reverse("case_review", args=[case.pk])).content.decode()

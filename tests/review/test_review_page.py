@@ -7,13 +7,13 @@ from django.urls import reverse
 
 from diagnostics.models import CaseStatus
 from tests.base import BaseTestCase
-from tests.review.helpers import make_analysed_case
+from tests.factories import analysed_case
 
 
 class ReviewPageTests(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.case, self.images = make_analysed_case(
+        self.case, self.images = analysed_case(
             self.lab, n_images=4, labels=["Benign", "Early", "Pre", "Pro"], low_confidence=(2,)
         )
         self.url = reverse("case_review", args=[self.case.pk])

@@ -10,13 +10,13 @@ from django.urls import reverse
 from diagnostics.models import AuditEvent, CaseStatus
 from review.models import Review
 from tests.base import BaseTestCase
-from tests.review.helpers import make_analysed_case
+from tests.factories import analysed_case
 
 
 class ReviewSubmitTests(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.case, self.images = make_analysed_case(self.lab, n_images=2, labels=["Pre", "Benign"])
+        self.case, self.images = analysed_case(self.lab, n_images=2, labels=["Pre", "Benign"])
         self.image = self.images[0]
         self.url = reverse("review_image", args=[self.case.pk, self.image.pk])
 
@@ -112,7 +112,7 @@ class ReviewSubmitTests(BaseTestCase):
         self.assertFalse(Review.objects.exists())
 
     def test_image_of_another_case_in_the_url_is_404(self):
-        _, other_images = make_analysed_case(self.lab, n_images=1)
+        _, other_images = analysed_case(self.lab, n_images=1)
         self.client.force_login(self.pathologist)
         url = reverse("review_image", args=[self.case.pk, other_images[0].pk])
         response = self.client.post(url, {"label": "Pre", "submission_token": str(uuid.uuid4())})

@@ -10,20 +10,15 @@ from django.urls import reverse
 from diagnostics.models import AuditEvent, CaseStatus
 from review.models import SignOut
 from tests.base import BaseTestCase
-from tests.review.helpers import (
-    activate_totp,
-    login_with_password,
-    make_analysed_case,
-    post_sign_out,
-    review_all,
-)
+from tests.factories import analysed_case, review_case
+from tests.review.helpers import activate_totp, login_with_password, post_sign_out
 
 
 class SignOutChecksTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()  # TOTP replay guard and rate limits live in the cache
-        self.case, self.images = make_analysed_case(self.lab, n_images=3, low_confidence=(3,))
+        self.case, self.images = analysed_case(self.lab, n_images=3, low_confidence=(3,))
         self.url = reverse("case_sign_out", args=[self.case.pk])
         self.secret = activate_totp(self.pathologist)
 
@@ -44,7 +39,7 @@ class SignOutChecksTests(BaseTestCase):
         self.assertFalse(SignOut.objects.exists())
 
     def test_all_reviewed_signs_out_version_1_with_the_interpretation(self):
-        review_all(self.case, self.pathologist)
+        review_case(self.case, self.pathologist)
         self.client.force_login(self.pathologist)
         response = self.client.get(self.url)
         self.assertEqual(self.failing(response), set())
@@ -62,7 +57,7 @@ class SignOutChecksTests(BaseTestCase):
         self.assertEqual((event.detail["diagnosis"], event.detail["diagnosis_subtype"]), ("consistent_with_b_all", "pro_b"))
 
     def test_a_password_only_login_signs_with_a_code_entered_at_the_signature(self):
-        review_all(self.case, self.pathologist)
+        review_case(self.case, self.pathologist)
         login_with_password(self.client, self.pathologist)  # TOTP on: allauth stops at the 2FA stage
         self.assertEqual(self.client.get(self.url).status_code, 302)  # not logged in yet
         self.client.force_login(self.pathologist)  # a session without any MFA record
@@ -77,7 +72,7 @@ class SignOutChecksTests(BaseTestCase):
         self.assertEqual(self.case.status, CaseStatus.SIGNED_OUT)
 
     def test_pathologist_without_totp_cannot_sign_out(self):
-        review_all(self.case, self.pathologist)
+        review_case(self.case, self.pathologist)
         self.client.force_login(self.lab_admin)  # a reviewer with no authenticator
         response = self.client.get(self.url)
         self.assertEqual(self.failing(response), {"mfa_enabled"})
@@ -87,21 +82,21 @@ class SignOutChecksTests(BaseTestCase):
         self.assertEqual(self.case.status, CaseStatus.AWAITING_REVIEW)
 
     def test_unticked_confirmation_does_not_sign(self):
-        review_all(self.case, self.pathologist)
+        review_case(self.case, self.pathologist)
         self.client.force_login(self.pathologist)
         self.assertEqual(self.sign(confirm=False).status_code, 400)
         self.case.refresh_from_db()
         self.assertEqual(self.case.status, CaseStatus.AWAITING_REVIEW)
 
     def test_case_still_processing_cannot_be_signed_out(self):
-        review_all(self.case, self.pathologist)
+        review_case(self.case, self.pathologist)
         self.case.status = CaseStatus.PROCESSING
         self.case.save()
         self.client.force_login(self.pathologist)
         self.assertIn("status", self.failing(self.client.get(self.url)))
 
     def test_technician_gets_403(self):
-        review_all(self.case, self.pathologist)
+        review_case(self.case, self.pathologist)
         self.client.force_login(self.technician)
         self.assertEqual(self.client.get(self.url).status_code, 403)
         self.assertEqual(self.sign().status_code, 403)
@@ -109,7 +104,7 @@ class SignOutChecksTests(BaseTestCase):
         self.assertEqual(self.case.status, CaseStatus.AWAITING_REVIEW)
 
     def test_outsider_gets_404(self):
-        review_all(self.case, self.pathologist)
+        review_case(self.case, self.pathologist)
         outsider_secret = activate_totp(self.outsider)
         self.client.force_login(self.outsider)
         self.assertEqual(self.client.get(self.url).status_code, 404)

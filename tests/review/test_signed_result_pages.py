@@ -12,7 +12,7 @@ from django.urls import reverse
 from diagnostics.models import Case
 from diagnostics.services.case_record import build_case_record
 from tests.base import BaseTestCase
-from tests.reports.builders import build_case, review, sign_out
+from tests.factories import analysed_case, record_sign_out, review_case
 
 
 def text_of(response) -> str:
@@ -22,14 +22,14 @@ def text_of(response) -> str:
 class SignedResultPagesTest(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.built = build_case(self.lab, labels=["Pro", "Pre", "Benign"], blasts=[4, 1, 0])
-        review(self.built, self.pathologist, labels={2: "Pro"})
+        self.built = analysed_case(self.lab, drawn=True, labels=["Pro", "Pre", "Benign"], blasts=[4, 1, 0])
+        review_case(self.built, self.pathologist, labels={2: "Pro"})
         first = self.built.analyses[2].reviews.get()
         first.comment = "Fine chromatin"
         first.save()
 
     def sign(self):
-        return sign_out(self.built, self.pathologist, diagnosis="consistent_with_b_all", diagnosis_subtype="pro_b",
+        return record_sign_out(self.built, self.pathologist, diagnosis="consistent_with_b_all", diagnosis_subtype="pro_b",
                         diagnosis_comment="Sheets of blasts", signer_name="Patricia Okafor",
                         signer_credentials="MD, FRCPath")
 

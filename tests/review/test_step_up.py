@@ -18,16 +18,8 @@ from review import signout as signout_service
 from review.models import SignOut
 from review.stepup import StepUpRefused, verify_step_up
 from tests.base import BaseTestCase
-from tests.review.helpers import (
-    TOLERANCE_1,
-    activate_totp,
-    login_with_totp,
-    make_analysed_case,
-    post_amend,
-    post_sign_out,
-    review_all,
-    totp_code,
-)
+from tests.factories import analysed_case, review_case
+from tests.review.helpers import TOLERANCE_1, activate_totp, login_with_totp, post_amend, post_sign_out, totp_code
 
 
 @override_settings(**TOLERANCE_1)
@@ -35,8 +27,8 @@ class StepUpTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
-        self.case, self.images = make_analysed_case(self.lab, n_images=2, labels=["Pro", "Benign"])
-        review_all(self.case, self.pathologist)
+        self.case, self.images = analysed_case(self.lab, n_images=2, labels=["Pro", "Benign"])
+        review_case(self.case, self.pathologist)
         self.secret = activate_totp(self.pathologist)
 
     def refusals(self) -> list[str]:
@@ -107,7 +99,7 @@ class StepUpServiceTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
-        self.case, _ = make_analysed_case(self.lab, n_images=2, labels=["Pro", "Benign"])
+        self.case, _ = analysed_case(self.lab, n_images=2, labels=["Pro", "Benign"])
         self.secret = activate_totp(self.pathologist)
         self.request = RequestFactory().post("/")
         self.request.user = self.pathologist
@@ -118,7 +110,7 @@ class StepUpServiceTests(BaseTestCase):
         with self.assertRaises(signout_service.SignOutRefused):  # nothing reviewed yet
             signout_service.sign_out_case(self.case, self.pathologist, self.request,
                                           interpretation=interpretation, totp_code=code)
-        review_all(self.case, self.pathologist)
+        review_case(self.case, self.pathologist)
         with self.assertRaises(signout_service.InterpretationError):  # B-ALL without its subtype
             signout_service.sign_out_case(self.case, self.pathologist, self.request,
                                           interpretation=signout_service.Interpretation("consistent_with_b_all"),

@@ -12,15 +12,16 @@ from accounts.services import credentials_of
 from review.models import SignOut
 from review.signout import has_totp
 from tests.base import PASSWORD, BaseTestCase
-from tests.review.helpers import login_with_password, make_analysed_case, post_sign_out, review_all, totp_code
+from tests.factories import analysed_case, review_case
+from tests.review.helpers import login_with_password, post_sign_out, totp_code
 
 
 class TotpSetupReturnsTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
-        self.case, _ = make_analysed_case(self.lab, n_images=2)
-        review_all(self.case, self.pathologist)
+        self.case, _ = analysed_case(self.lab, n_images=2)
+        review_case(self.case, self.pathologist)
         self.sign_out_url = reverse("case_sign_out", args=[self.case.pk])
         login_with_password(self.client, self.pathologist)
 

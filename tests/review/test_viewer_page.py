@@ -14,14 +14,14 @@ from diagnostics import tiles
 from diagnostics.models import Analysis, ImageStatus
 from review.viewer import CELL_COLOURS, viewer_state
 from tests.base import BaseTestCase
+from tests.factories import analysed_case
 from tests.review.cell_helpers import add_cells, reclassify
-from tests.review.helpers import make_analysed_case
 
 
 class ViewerPageTests(BaseTestCase):
     def setUp(self):
         super().setUp()
-        self.case, self.images = make_analysed_case(self.lab, n_images=2, failed=(2,))
+        self.case, self.images = analysed_case(self.lab, n_images=2, failed=(2,))
         self.image = self.images[0]
         self.analysis = self.image.analyses.get()
         self.url = reverse("image_viewer", args=[self.case.pk, self.image.pk])

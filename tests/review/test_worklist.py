@@ -10,16 +10,15 @@ from django.utils import timezone
 
 from diagnostics.models import CaseStatus, Specimen
 from tests.base import BaseTestCase
-from tests.factories import CaseFactory
-from tests.review.helpers import make_analysed_case
+from tests.factories import CaseFactory, analysed_case
 
 
 class WorklistTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         now = timezone.now()
-        self.waiting, _ = make_analysed_case(self.lab, n_images=2, accession_number="BM-0001", low_confidence=(1,))
-        self.flagged, _ = make_analysed_case(self.lab, n_images=1, accession_number="BM-0002")
+        self.waiting, _ = analysed_case(self.lab, n_images=2, accession_number="BM-0001", low_confidence=(1,))
+        self.flagged, _ = analysed_case(self.lab, n_images=1, accession_number="BM-0002")
         self.flagged.who_flag = True
         self.flagged.summary = {"images": 1, "blast_fraction": 0.31, "who_flag": True}
         self.flagged.save()

@@ -16,16 +16,16 @@ from reports.models import Report
 from reports.rendering import render_report_pdf
 from reports.tasks import RENDER_RETRIES, render_final_report
 from tests.base import BaseTestCase
-from tests.reports.builders import build_case, review, sign_out
+from tests.factories import analysed_case, record_sign_out, review_case
 
 RENDERER = "reports.services.render_report_pdf"
 
 
 class FailedRenderTests(BaseTestCase):
     def signed_case(self):
-        built = build_case(self.lab, labels=["Pre", "Pro"])
-        review(built, self.pathologist)
-        signed = sign_out(built, self.pathologist)
+        built = analysed_case(self.lab, drawn=True, labels=["Pre", "Pro"])
+        review_case(built, self.pathologist)
+        signed = record_sign_out(built, self.pathologist)
         return built.case, signed
 
     def test_a_render_that_fails_once_is_retried_and_the_report_is_made(self):

@@ -10,7 +10,7 @@ from marrowfind import textlimits
 from reports import services as report_service
 from tests.api.helpers import ApiTestCase
 from tests.diagnostics.upload_helpers import UploadTestCase, case_fields, png_upload
-from tests.reports.builders import build_case
+from tests.factories import analysed_case
 
 NOTE_300_KB = "x" * 300_000
 MESSAGE = "The clinical note is 300,000 characters long; the limit is 5,000 characters."
@@ -50,6 +50,6 @@ class LargestNoteRendersTests(ApiTestCase):
         # Words of the longest kind a note holds, so the PDF lays out real lines.
         note = ("Hb 7.2 g/dL, WBC 31 x10^9/L, platelets 22; circulating blasts on film; query B-ALL. "
                 * 100)[: textlimits.CLINICAL_NOTE_CHARS]
-        built = build_case(self.lab, labels=["Pre", "Pro"], clinical_note=note)
+        built = analysed_case(self.lab, drawn=True, labels=["Pre", "Pro"], clinical_note=note)
         report = report_service.create_draft_report(built.case, self.pathologist)
         self.assertTrue(bytes(report.pdf).startswith(b"%PDF"))

@@ -18,8 +18,10 @@ from diagnostics.models import Analysis, ImageStatus, TaskRun
 from marrowfind.celery import app
 from ml.deepzoom import DeepZoomLayout
 from tests.base import BaseTestCase
+from tests.factories import uploaded_case
+from tests.imagefactory import smear_bytes
 from tests.modelfixtures import register_test_model
-from tests.workers.helpers import make_case, run_case_inline, smear_bytes
+from tests.workers.helpers import run_case_inline
 
 
 class MakeTilesTests(BaseTestCase):
@@ -35,7 +37,7 @@ class MakeTilesTests(BaseTestCase):
     def test_segmenting_an_image_sends_the_tile_task_and_its_pyramids_match_the_original(self) -> None:
         self.assertEqual(settings.CELERY_TASK_ROUTES["diagnostics.tasks.*"]["queue"], "cpu")
         register_test_model()
-        case = make_case(self.lab, files=[smear_bytes(5, size=(200, 300))])  # size is (height, width)
+        case = uploaded_case(self.lab, files=[smear_bytes(5, size=(200, 300))])  # size is (height, width)
         with self.captureOnCommitCallbacks(execute=True):
             tasks.process_case.delay(case.pk)
         analysis = Analysis.objects.get(image__case=case)
@@ -74,7 +76,7 @@ class MakeTilesTests(BaseTestCase):
 
     def test_a_second_run_replaces_the_tiles(self) -> None:
         register_test_model()
-        case = make_case(self.lab, files=[smear_bytes(6, size=(160, 120))])
+        case = uploaded_case(self.lab, files=[smear_bytes(6, size=(160, 120))])
         (analysis_id,) = run_case_inline(case)
         first = tiles.make_tiles(analysis_id)
         second = tiles.make_tiles(analysis_id)
@@ -86,7 +88,7 @@ class MakeTilesTests(BaseTestCase):
 
     def test_an_unreadable_original_records_why(self) -> None:
         register_test_model()
-        case = make_case(self.lab, files=[smear_bytes(7)])
+        case = uploaded_case(self.lab, files=[smear_bytes(7)])
         (analysis_id,) = run_case_inline(case)
         image = case.images.get()
         self.assertEqual(image.status, ImageStatus.DONE)
@@ -101,7 +103,7 @@ class MakeTilesTests(BaseTestCase):
 
     def test_an_image_that_is_not_done_gets_no_tiles(self) -> None:
         register_test_model()
-        case = make_case(self.lab, files=[smear_bytes(8)])
+        case = uploaded_case(self.lab, files=[smear_bytes(8)])
         (analysis_id,) = run_case_inline(case)
         case.images.update(status=ImageStatus.FAILED)
         self.assertEqual(tiles.make_tiles(analysis_id), {})
@@ -117,7 +119,7 @@ class SweeperSendsMissingTilesTests(BaseTestCase):
         from diagnostics.sweeper import analyses_without_tiles
 
         register_test_model()
-        case = make_case(self.lab, files=[smear_bytes(9), smear_bytes(10), smear_bytes(11)])
+        case = uploaded_case(self.lab, files=[smear_bytes(9), smear_bytes(10), smear_bytes(11)])
         lost, failed, fresh = run_case_inline(case)  # inline: no tile task was ever sent
         long_ago = timezone.now() - timedelta(seconds=settings.STUCK_IMAGE_AFTER_S + 60)
         Analysis.objects.filter(pk__in=[lost, failed]).update(created_at=long_ago)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from diagnostics.models import Analysis, AuditEvent, CaseStatus, ImageStatus
 from tests.base import BaseTestCase
+from tests.factories import uploaded_case
+from tests.imagefactory import smear_bytes
 from tests.modelfixtures import register_test_model
-from tests.workers.helpers import make_case, run_case_inline, smear_bytes
+from tests.workers.helpers import run_case_inline
 
 
 class BadImageInPipelineTests(BaseTestCase):
@@ -13,7 +15,7 @@ class BadImageInPipelineTests(BaseTestCase):
         register_test_model()
         good = [smear_bytes(1), smear_bytes(2)]
         truncated = smear_bytes(3)[:300]
-        case = make_case(self.lab, files=[good[0], truncated, good[1], smear_bytes(4)])
+        case = uploaded_case(self.lab, files=[good[0], truncated, good[1], smear_bytes(4)])
         missing = case.images.get(position=4)
         missing.file.storage.delete(missing.file.name)  # the stored file vanished after the upload
 
@@ -33,7 +35,7 @@ class BadImageInPipelineTests(BaseTestCase):
 
     def test_a_case_where_every_image_fails_is_failed(self) -> None:
         register_test_model()
-        case = make_case(self.lab, files=[b"not an image at all" * 5, smear_bytes(1)[:200]])
+        case = uploaded_case(self.lab, files=[b"not an image at all" * 5, smear_bytes(1)[:200]])
         run_case_inline(case)
         self.assertEqual(case.status, CaseStatus.FAILED)
         self.assertEqual(case.summary["failed"], 2)
@@ -41,7 +43,7 @@ class BadImageInPipelineTests(BaseTestCase):
     def test_without_a_model_images_fail_with_what_to_do(self) -> None:
         from diagnostics import pipeline
 
-        case = make_case(self.lab, n_images=2)
+        case = uploaded_case(self.lab, n_images=2)
         pipeline.fail_case_without_model(case.pk)
         case.refresh_from_db()
         self.assertEqual(case.status, CaseStatus.FAILED)

@@ -8,14 +8,15 @@ from diagnostics import pipeline
 from diagnostics.models import Cell, ImageStatus, SlideImage
 from diagnostics.pipeline import STAGE_CLASSIFIED
 from tests.base import BaseTestCase
+from tests.factories import uploaded_case
 from tests.modelfixtures import register_test_model
-from tests.workers.helpers import make_case, run_case_inline
+from tests.workers.helpers import run_case_inline
 
 
 class PipelineCellRowsTests(BaseTestCase):
     def test_one_cell_row_per_white_cell_and_a_rerun_replaces_them(self) -> None:
         register_test_model()
-        case = make_case(self.lab, n_images=2)
+        case = uploaded_case(self.lab, n_images=2)
         analysis_ids = run_case_inline(case)
         for analysis_id in analysis_ids:
             analysis = case.images.get(analyses__pk=analysis_id).analyses.get()

@@ -11,15 +11,15 @@ from django.utils import timezone
 from diagnostics import pipeline
 from diagnostics.models import Analysis, AuditEvent, CaseStatus, ImageStatus, SlideImage
 from tests.base import BaseTestCase
+from tests.factories import uploaded_case
 from tests.modelfixtures import register_test_model
-from tests.workers.helpers import make_case
 
 
 class IdempotencyTests(BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
         self.version = register_test_model()
-        self.case = make_case(self.lab, n_images=2)
+        self.case = uploaded_case(self.lab, n_images=2)
         self.ids = list(self.case.images.order_by("position").values_list("pk", flat=True))
 
     def test_the_same_chunk_twice_analyses_each_image_once(self) -> None:

@@ -10,14 +10,15 @@ from PIL import Image
 from diagnostics.models import Analysis, AuditEvent, CaseStatus, ImageStatus
 from ml.labels import SUBTYPES
 from tests.base import BaseTestCase
+from tests.factories import uploaded_case
 from tests.modelfixtures import register_test_model
-from tests.workers.helpers import make_case, run_case_inline
+from tests.workers.helpers import run_case_inline
 
 
 class InlinePipelineTests(BaseTestCase):
     def test_every_image_is_analysed_once_and_the_case_is_ready(self) -> None:
         version = register_test_model()
-        case = make_case(self.lab, n_images=3)
+        case = uploaded_case(self.lab, n_images=3)
         analysis_ids = run_case_inline(case)
 
         self.assertEqual(case.status, CaseStatus.AWAITING_REVIEW)
@@ -64,7 +65,7 @@ class InlinePipelineTests(BaseTestCase):
     def test_with_a_cell_model_blasts_are_counted(self) -> None:
         register_test_model()
         cell_version = register_test_model("cell")
-        case = make_case(self.lab, n_images=2)
+        case = uploaded_case(self.lab, n_images=2)
         run_case_inline(case)
         self.assertEqual(case.status, CaseStatus.AWAITING_REVIEW)
         for analysis in Analysis.objects.filter(image__case=case):

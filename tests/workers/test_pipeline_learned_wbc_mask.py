@@ -20,8 +20,9 @@ from diagnostics.models import Analysis
 from ml.segment import LEARNED_MASK
 from ml.wbcmask import CompactUNet, save_wbc_mask
 from tests.base import BaseTestCase
+from tests.factories import uploaded_case
 from tests.modelfixtures import register_test_model
-from tests.workers.helpers import make_case, run_case_inline
+from tests.workers.helpers import run_case_inline
 
 
 class LearnedWbcMaskPipelineTests(BaseTestCase):
@@ -33,7 +34,7 @@ class LearnedWbcMaskPipelineTests(BaseTestCase):
 
     def test_white_cells_come_from_the_learned_mask(self) -> None:
         register_test_model()
-        case = make_case(self.lab, n_images=2)
+        case = uploaded_case(self.lab, n_images=2)
         with override_settings(WBC_MASK_MODEL=self.checkpoint):
             self.assertIsNotNone(model_cache.active_models(image=False).models.wbc_mask)
             run_case_inline(case)
@@ -45,7 +46,7 @@ class LearnedWbcMaskPipelineTests(BaseTestCase):
 
     def test_without_the_setting_the_colour_rules_find_them(self) -> None:
         register_test_model()
-        case = make_case(self.lab, n_images=1)
+        case = uploaded_case(self.lab, n_images=1)
         with override_settings(WBC_MASK_MODEL=None):
             self.assertIsNone(model_cache.active_models(image=False).models.wbc_mask)
             run_case_inline(case)

@@ -20,8 +20,9 @@ from ml.checkpoint import file_sha256, load_checkpoint
 from ml.datasets import Split, scan_imagefolder
 from ml.labels import SUBTYPES
 from tests.base import PASSWORD, BaseTestCase
+from tests.factories import uploaded_case
 from tests.modelfixtures import register_test_model
-from tests.workers.helpers import make_case, run_case_inline
+from tests.workers.helpers import run_case_inline
 
 
 @pytest.mark.realdata
@@ -51,7 +52,7 @@ class RealModelServedTests(BaseTestCase):
         self.assertFalse(demo.is_active)
 
         paths = self.held_out_images()
-        case = make_case(self.lab, files=[p.read_bytes() for p in paths], filenames=[p.name for p in paths])
+        case = uploaded_case(self.lab, files=[p.read_bytes() for p in paths], filenames=[p.name for p in paths])
         run_case_inline(case)
         self.assertEqual(case.status, CaseStatus.AWAITING_REVIEW)
         analyses = Analysis.objects.filter(image__case=case)

@@ -11,8 +11,8 @@ from diagnostics import pipeline, sweeper
 from diagnostics.models import ImageStatus, SlideImage
 from diagnostics.pipeline import STAGE_CLASSIFIED, STAGE_CLASSIFY, STAGE_SEGMENT
 from tests.base import BaseTestCase
+from tests.factories import uploaded_case
 from tests.modelfixtures import register_test_model
-from tests.workers.helpers import make_case
 
 
 @override_settings(STUCK_IMAGE_AFTER_S=60)
@@ -24,7 +24,7 @@ class RequeueStuckImagesTests(BaseTestCase):
         self.fresh = self.now - timedelta(seconds=5)
 
     def test_stale_classification_claims_go_back_to_the_queue(self) -> None:
-        case = make_case(self.lab, n_images=3)
+        case = uploaded_case(self.lab, n_images=3)
         one, two, three = case.images.order_by("position")
         SlideImage.objects.filter(pk=one.pk).update(status=ImageStatus.PROCESSING, stage=STAGE_CLASSIFY, claimed_at=self.stale, claimed_by="t@dead", attempts=1)
         SlideImage.objects.filter(pk=two.pk).update(status=ImageStatus.PROCESSING, stage=STAGE_CLASSIFY, claimed_at=self.fresh, claimed_by="t@alive", attempts=1)
@@ -39,7 +39,7 @@ class RequeueStuckImagesTests(BaseTestCase):
 
     def test_a_stale_segmentation_is_sent_again(self) -> None:
         register_test_model()
-        case = make_case(self.lab, n_images=2)
+        case = uploaded_case(self.lab, n_images=2)
         analysed: list[int] = []
         pipeline.classify_chunk(list(case.images.values_list("pk", flat=True)), on_analysed=analysed.append)
         first, second = case.images.order_by("position")
@@ -55,14 +55,14 @@ class RequeueStuckImagesTests(BaseTestCase):
         self.assertEqual(pipeline.segment_image(plan.segment[0]).state, "done")
 
     def test_queued_images_whose_message_was_lost_are_found(self) -> None:
-        case = make_case(self.lab, n_images=1)
+        case = uploaded_case(self.lab, n_images=1)
         SlideImage.objects.filter(case=case).update(created_at=self.stale, claimed_at=None)  # never sent
         self.assertEqual(sweeper.requeue_stuck_images(now=self.now).cases, [case.pk])
         SlideImage.objects.filter(case=case).update(claimed_at=self.fresh)
         self.assertEqual(sweeper.requeue_stuck_images(now=self.now).cases, [])
 
     def test_an_image_that_keeps_killing_workers_fails(self) -> None:
-        case = make_case(self.lab, n_images=1)
+        case = uploaded_case(self.lab, n_images=1)
         SlideImage.objects.filter(case=case).update(
             status=ImageStatus.PROCESSING, stage=STAGE_CLASSIFY, claimed_at=self.stale,
             attempts=pipeline.MAX_IMAGE_ATTEMPTS,

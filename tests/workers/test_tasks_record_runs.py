@@ -6,8 +6,9 @@ from diagnostics import tasks
 from diagnostics.models import CaseStatus, TaskRun
 from marrowfind.celery import app
 from tests.base import BaseTestCase
+from tests.factories import uploaded_case
+from tests.imagefactory import smear_bytes
 from tests.modelfixtures import register_test_model
-from tests.workers.helpers import make_case, smear_bytes
 
 
 class EagerTaskTests(BaseTestCase):
@@ -22,7 +23,7 @@ class EagerTaskTests(BaseTestCase):
 
     def test_process_case_runs_everything_and_records_each_task(self) -> None:
         register_test_model()
-        case = make_case(self.lab, files=[smear_bytes(1), smear_bytes(2), b"broken"])
+        case = uploaded_case(self.lab, files=[smear_bytes(1), smear_bytes(2), b"broken"])
         tasks.process_case.delay(case.pk)
         case.refresh_from_db()
         self.assertEqual(case.status, CaseStatus.AWAITING_REVIEW)
@@ -41,7 +42,7 @@ class EagerTaskTests(BaseTestCase):
             self.assertIsNotNone(run.finished_at)
 
     def test_without_a_model_the_run_says_why(self) -> None:
-        case = make_case(self.lab, files=[smear_bytes(1)])
+        case = uploaded_case(self.lab, files=[smear_bytes(1)])
         tasks.process_case.delay(case.pk)
         run = TaskRun.objects.get(task_name="process_case")
         self.assertFalse(run.ok)
