@@ -230,6 +230,9 @@ class TaskRunFactory(factory.django.DjangoModelFactory):
 # --------------------------------------------------------------------------- analysed cases
 
 
+TRUNCATED = "The file is truncated: its end marker is missing."  # a failed image's reason
+
+
 @dataclass
 class AnalysedCase:
     """What ``analysed_case`` made: unpacks as ``case, images``; ``analyses`` maps position -> Analysis."""
@@ -259,6 +262,7 @@ def analysed_case(
     confidences: list[float] | None = None,
     low_confidence: tuple[int, ...] = (),
     blasts: int | list[int | None] | None = None,
+    cell_counts: dict | list[dict | None] | None = None,
     failed: tuple[int, ...] = (),
     drawn: bool = False,
     model: models.ModelVersion | None = None,
@@ -273,7 +277,9 @@ def analysed_case(
     * ``confidences``: one per image (default 0.9, or 0.4 for the positions in ``low_confidence``);
       a call under 0.6 is a low-confidence one (Unidentified).
     * ``blasts``: one count for every image or one per image.
-    * ``failed``: positions with no analysis, their image failed (truncated).
+    * ``cell_counts``: the counts of every image or one dict per image (default: the factory's,
+      or the real segmentation's when drawn).
+    * ``failed``: positions with no analysis, their image failed (``TRUNCATED``).
     * ``drawn=False``: seeded-noise PNGs (64 px) with PNG overlays, fixed counts; fast, for the pages.
       ``drawn=True``: drawn smear-like pictures (``size`` px), counts from the real ``ml.segment`` and
       Grad-CAM/segmentation overlays from the real ``ml.overlay``, for the reports and the assistant.
@@ -290,6 +296,7 @@ def analysed_case(
         confidences = [0.4 if position in low_confidence else 0.9 for position in range(1, n + 1)]
     confidences = _per_image(confidences, n, "confidences")
     blasts = _per_image(blasts, n, "blasts")
+    cell_counts = _per_image(cell_counts, n, "cell_counts")
     model = model or ModelVersionFactory(validated=drawn)
     case = CaseFactory(lab=lab, status=status, created_by=created_by, **case_fields)
     batch = BatchFactory(case=case, uploaded_by=created_by)
@@ -307,7 +314,7 @@ def analysed_case(
             batch=batch, case=case, position=position, file=ContentFile(png, name=f"smear-{position}.png"),
             original_filename=f"smear-{position}.png", width=width, height=width,
             status=models.ImageStatus.FAILED if position in failed else models.ImageStatus.DONE,
-            error="The file is truncated (decoding stopped early)." if position in failed else "",
+            error_code="truncated" if position in failed else "", error=TRUNCATED if position in failed else "",
         )
         built.images.append(image)
         if position in failed:
@@ -315,13 +322,16 @@ def analysed_case(
         fields = dict(image=image, model_version=model, label=label, confidence=confidences[position - 1],
                       blasts=blasts[position - 1])
         if not drawn:
+            if cell_counts[position - 1] is not None:
+                fields["cell_counts"] = dict(cell_counts[position - 1])
             built.analyses[position] = AnalysisFactory(**fields)
             continue
         from ml.overlay import cam_overlay, encode_png, segmentation_overlay
         from ml.segment import segment
 
         result = segment(picture)
-        analysis = AnalysisFactory(**fields, cell_counts=dict(result.counts), overlays=False)
+        counts = cell_counts[position - 1] or result.counts
+        analysis = AnalysisFactory(**fields, cell_counts=dict(counts), overlays=False)
         analysis.cam_overlay.save("cam.png", ContentFile(encode_png(cam_overlay(picture, gaussian_cam(size, seed)))),
                                   save=False)
         analysis.segmentation_overlay.save("segmentation.png",
@@ -400,6 +410,87 @@ def assistant_case() -> AnalysedCase:
                           failed=(6,), drawn=True, clinical_note="Confidential: 6-year-old with bruising")
     review_case(built, reviewer, ASSISTANT_REVIEWED, only=ASSISTANT_REVIEWED)
     return built
+
+
+# --------------------------------------------------------------------------- white cells
+
+
+def add_cells(analysis, labels: list[str], *, low: tuple[int, ...] = (), side: int = 8) -> list:
+    """One Cell per label on ``analysis`` (1-based indexes, boxes on a grid); those whose index is
+    in ``low`` are low-confidence calls."""
+    rows = []
+    for index, label in enumerate(labels, start=1):
+        x0, y0 = (index - 1) % 6 * (side + 2), (index - 1) // 6 * (side + 2)
+        confidence = 0.45 if index in low else 0.9
+        rows.append(models.Cell(
+            analysis=analysis, index=index, kind="wbc", bbox=[x0, y0, x0 + side, y0 + side],
+            ai_label=label, probabilities={label: confidence}, confidence=confidence, low_confidence=index in low,
+        ))
+    return models.Cell.objects.bulk_create(rows)
+
+
+SMEAR_OTHERS = ("lymphocyte", "neutrophil", "monocyte", "lymphocyte", "eosinophil")
+
+
+def smear_case(
+    lab,
+    *,
+    n_images: int = 1,
+    size: tuple[int, int] = (320, 320),
+    wbc_per_image: int = 8,
+    low_every: int = 0,
+    specimen: str = models.Specimen.BONE_MARROW,
+    status: str = models.CaseStatus.AWAITING_REVIEW,
+    subtype: str | tuple[str, ...] = "Pre",
+):
+    """A case of synthetic smears (ml.synthetic) with one Cell per white cell of each smear's ground
+    truth (its real box), so crops and markers show real cells. The AI labels are test data: the
+    smear's blasts are "blast", its other white cells cycle through a few classes, and every
+    ``low_every``-th cell is a low-confidence call. ``subtype`` is the smear class of every image,
+    or one per image (cycled): a "Pre" smear's white cells are all blasts, a "Benign" one's none.
+    Returns ``(case, images, cells)``."""
+    import io
+
+    from PIL import Image
+
+    from ml.synthetic import make_smear
+
+    model_version = ModelVersionFactory()
+    case = CaseFactory(lab=lab, status=status, specimen=specimen)
+    batch = BatchFactory(case=case)
+    images, cells = [], []
+    n = 0
+    for position in range(1, n_images + 1):
+        seed = case.pk * 1000 + position
+        kind = subtype if isinstance(subtype, str) else subtype[(position - 1) % len(subtype)]
+        smear = make_smear(seed, label=kind, size=size, n_wbc=wbc_per_image)
+        buffer = io.BytesIO()
+        Image.fromarray(smear.image).save(buffer, format="PNG")
+        image = SlideImageFactory(
+            batch=batch, case=case, position=position, width=size[1], height=size[0],
+            file=ContentFile(buffer.getvalue(), name=f"smear-{position}.png"),
+            status=models.ImageStatus.DONE,
+        )
+        images.append(image)
+        analysis = AnalysisFactory(image=image, model_version=model_version, label=kind, confidence=0.9,
+                                   overlays=False, cell_counts={"wbc": wbc_per_image})
+        rows = []
+        wbc_ids = sorted(i for i, kind in smear.kinds.items() if kind == "wbc")
+        for index, instance in enumerate(wbc_ids, start=1):
+            ys, xs = np.nonzero(smear.cell_labels == instance)
+            if not len(xs):
+                continue
+            n += 1
+            label = "blast" if instance in smear.blast_ids else SMEAR_OTHERS[n % len(SMEAR_OTHERS)]
+            low = bool(low_every) and n % low_every == 0
+            confidence = 0.45 if low else 0.91
+            rows.append(models.Cell(
+                analysis=analysis, index=index, kind="wbc",
+                bbox=[int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1],
+                ai_label=label, probabilities={label: confidence}, confidence=confidence, low_confidence=low,
+            ))
+        cells += models.Cell.objects.bulk_create(rows)
+    return case, images, cells
 
 
 # --------------------------------------------------------------------------- uploaded cases

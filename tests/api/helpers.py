@@ -11,16 +11,9 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from apitokens import services as api_tokens
-from diagnostics.models import CaseStatus, ImageStatus, ModelVersion
+from diagnostics.models import ModelVersion
 from tests.base import BaseTestCase
-from tests.factories import (
-    AnalysisFactory,
-    BatchFactory,
-    CaseFactory,
-    ModelVersionFactory,
-    ReviewFactory,
-    SlideImageFactory,
-)
+from tests.factories import ModelVersionFactory, analysed_case, review_case
 
 
 def token_client(user) -> APIClient:
@@ -66,20 +59,14 @@ class ApiTestCase(BaseTestCase):
         return body["error"]
 
     def make_analysed_case(self, *, lab=None, images: int = 2):
-        """A case awaiting review whose images have analyses with CAM and
-        segmentation overlays (real PNG files), and a review of image 1."""
-        lab = lab or self.lab
-        case = CaseFactory(lab=lab, status=CaseStatus.AWAITING_REVIEW, created_by=self.technician)
-        batch = BatchFactory(case=case, uploaded_by=self.technician)
+        """A case awaiting review (tests.factories.analysed_case) whose images are Pre-B calls at 0.7
+        by the active image model, with CAM and segmentation overlays (real PNG files), and a
+        pathologist's review of image 1 as Pro-B. Returns ``(case, [(image, analysis), ...])``."""
         model = ModelVersion.objects.filter(task="image", is_active=True).first() or ModelVersionFactory(is_active=True)
-        made = []
-        for position in range(1, images + 1):
-            image = SlideImageFactory(batch=batch, case=case, position=position, status=ImageStatus.DONE)
-            analysis = AnalysisFactory(image=image, model_version=model, label="Pre", confidence=0.7)
-            made.append((image, analysis))
-        _first_image, first_analysis = made[0]
-        ReviewFactory(analysis=first_analysis, reviewer=self.pathologist, label="Pro")
-        return case, made
+        built = analysed_case(lab or self.lab, labels=["Pre"] * images, confidences=0.7, model=model,
+                              created_by=self.technician)
+        review_case(built, self.pathologist, {1: "Pro"}, only={1})
+        return built.case, [(image, built.analyses[image.position]) for image in built.images]
 
     @staticmethod
     def url(name: str, **kwargs: Any) -> str:

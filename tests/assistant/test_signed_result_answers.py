@@ -21,9 +21,9 @@ class SignedResultAnswersTest(BaseTestCase):
         return engine.ask(self.pathologist, question, self.built.case)
 
     def sign(self):
-        return record_sign_out(self.built, self.pathologist, diagnosis="consistent_with_b_all", diagnosis_subtype="pro_b",
-                        diagnosis_comment="Sheets of blasts", signer_name="Patricia Okafor",
-                        signer_credentials="MD, FRCPath")
+        return record_sign_out(self.built, self.pathologist, diagnosis="consistent_with_b_all",
+                               diagnosis_subtype="pro_b", diagnosis_comment="Sheets of blasts",
+                               signer_name="Patricia Okafor", signer_credentials="MD, FRCPath")
 
     def test_no_diagnosis_before_sign_out(self):
         answer = self.ask("What is the diagnosis?")

@@ -17,14 +17,14 @@ from diagnostics.models import Cell
 from diagnostics.services.case_record import build_case_record
 from review.models import CellReview
 from tests.browser.support import ARTIFACTS, BrowserTestCase
-from tests.review.cell_helpers import make_smear_case
+from tests.factories import smear_case
 
 pytestmark = [pytest.mark.browser, pytest.mark.services]
 
 
 class CellGalleryBrowserTest(BrowserTestCase):
     def test_keyboard_drag_artefact_add_and_stale_page(self):
-        case, images, cells = make_smear_case(self.lab, n_images=2, wbc_per_image=8, low_every=5, size=(360, 360),
+        case, images, cells = smear_case(self.lab, n_images=2, wbc_per_image=8, low_every=5, size=(360, 360),
                                               subtype=("Benign", "Pre"))
         by_label = {}
         for cell in cells:

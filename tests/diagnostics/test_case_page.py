@@ -7,13 +7,13 @@ from django.utils.html import escape
 
 from diagnostics.models import CaseStatus, ImageStatus, SlideImage
 from tests.base import BaseTestCase
-from tests.diagnostics.case_helpers import analysed_case
+from tests.factories import TRUNCATED, analysed_case
 
 
 class CasePageTests(BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.case = analysed_case(self.lab)
+        self.case = analysed_case(self.lab, labels=["Pro", "Benign", "Pre"], blasts=[5, 3, None], failed=(3,)).case
         from diagnostics.services.cases import summarise_case
 
         self.case.summary = summarise_case(self.case)
@@ -27,7 +27,7 @@ class CasePageTests(BaseTestCase):
             self.assertEqual(response.status_code, 200)
             self.assertContains(response, self.case.accession_number)
             self.assertContains(response, "3 / 3")  # progress: finished / total
-            self.assertContains(response, escape("The PNG file is cut short (its end marker is missing)."))
+            self.assertContains(response, escape(TRUNCATED))
             self.assertContains(response, "Demo model, not for diagnosis")
             self.assertContains(response, "WHO threshold")
             for analysis in [image.analyses.get() for image in self.case.images.filter(status=ImageStatus.DONE)]:

@@ -22,7 +22,8 @@ EVERYWHERE = {"page": True, "api": True, "pdf": True, "assistant": True}
 class DemoBadgeEverywhereTests(BaseTestCase):
     def _case(self, *, image_demo: bool, cell_demo: bool):
         image_model = ModelVersionFactory(validated=True, is_demo=image_demo, is_active=True)
-        cell_model = ModelVersionFactory(validated=True, is_demo=cell_demo, task="cell", class_names=CELL_CLASSES, binary_map=None, is_active=True)
+        cell_model = ModelVersionFactory(validated=True, is_demo=cell_demo, task="cell", class_names=CELL_CLASSES,
+                                         binary_map=None, is_active=True)
         built = analysed_case(self.lab, drawn=True, labels=["Pro", "Benign"], blasts=[2, 1], model=image_model)
         Analysis.objects.filter(image__case=built.case).update(cell_model_version=cell_model)
         return built.case

@@ -6,13 +6,13 @@ from django.test import override_settings
 
 from diagnostics.models import ImageStatus
 from tests.base import BaseTestCase
-from tests.diagnostics.case_helpers import analysed_case
+from tests.factories import analysed_case
 
 
 class MediaAccessTests(BaseTestCase):
     def setUp(self) -> None:
         super().setUp()
-        self.case = analysed_case(self.lab)
+        self.case = analysed_case(self.lab, labels=["Pro", "Benign", "Pre"], blasts=[5, 3, None], failed=(3,)).case
         self.image = self.case.images.get(position=1)
         self.analysis = self.image.analyses.get()
         self.urls = {

@@ -26,7 +26,8 @@ class FailureTests(BaseTestCase):
         TaskRunFactory(task_name="classify_chunk", ok=False, retries=0,
                        error="OperationalError: terminating connection due to administrator command (will retry)")
         TaskRunFactory(task_name="classify_chunk", ok=True, retries=1)
-        TaskRunFactory(task_name="segment_image", ok=False, retries=6, error="OperationalError: server closed the connection")
+        TaskRunFactory(task_name="segment_image", ok=False, retries=6,
+                       error="OperationalError: server closed the connection")
 
     def test_image_failures_newest_first_with_reason_and_attempts(self):
         failures = recent_image_failures()

@@ -38,8 +38,8 @@ class ThroughputSeriesTests(BaseTestCase):
         timed_analysis(images[5], {"total": 0.1}, at=NOW - timedelta(hours=3))
         for second in (1, 2):
             TaskRunFactory(task_name="segment_image", at=NOW.replace(minute=26, second=second))
-        TaskRunFactory(task_name="segment_image", at=NOW.replace(minute=26, second=3), image_count=0)  # skipped duplicate
-        TaskRunFactory(task_name="classify_chunk", at=NOW.replace(minute=26, second=4), image_count=5)  # not a segmentation
+        TaskRunFactory(task_name="segment_image", at=NOW.replace(minute=26, second=3), image_count=0)  # a duplicate
+        TaskRunFactory(task_name="classify_chunk", at=NOW.replace(minute=26, second=4), image_count=5)  # not segmenting
         fail_image(images[0], "truncated", "cut short", at=NOW.replace(minute=30, second=1))
 
         series = throughput_series("1h", now=NOW)

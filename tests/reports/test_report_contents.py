@@ -108,7 +108,8 @@ class ReportContentsTest(BaseTestCase):
 
 class RealModelReportTest(BaseTestCase):
     def test_no_demo_warning_without_a_demo_model(self):
-        built = analysed_case(self.lab, drawn=True, labels=["Pro", "Benign"], model=ModelVersionFactory(validated=True, is_demo=False))
+        real = ModelVersionFactory(validated=True, is_demo=False)
+        built = analysed_case(self.lab, drawn=True, labels=["Pro", "Benign"], model=real)
         review_case(built, self.pathologist)
         record_sign_out(built, self.pathologist)
         report = reports.create_final_report(built.case.pk, self.pathologist.pk, 1)

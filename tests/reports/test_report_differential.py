@@ -16,9 +16,9 @@ from reports import rendering as report_rendering
 from reports import services as reports
 from review import signout as signout_service
 from tests.base import BaseTestCase
-from tests.factories import analysed_case, review_case
+from tests.factories import add_cells, analysed_case, review_case
 from tests.reports.pdftools import pdf_text
-from tests.review.cell_helpers import add_cells, reclassify
+from tests.review.cell_helpers import reclassify
 from tests.review.helpers import activate_totp, totp_code
 
 

@@ -13,8 +13,8 @@ from diagnostics.models import Specimen
 from diagnostics.services.case_record import build_case_record, case_figures
 from review.models import SignOut
 from tests.base import BaseTestCase
-from tests.factories import analysed_case, review_case
-from tests.review.cell_helpers import add_cells, reclassify
+from tests.factories import add_cells, analysed_case, review_case
+from tests.review.cell_helpers import reclassify
 from tests.review.helpers import activate_totp, post_sign_out
 
 AI = ["blast", "blast", "blast", "lymphocyte", "lymphocyte", "neutrophil", "monocyte", "platelet", "artefact",

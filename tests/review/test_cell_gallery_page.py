@@ -14,15 +14,14 @@ from PIL import Image
 from diagnostics.models import CaseStatus
 from review import cells as cells_service
 from tests.base import BaseTestCase
-from tests.factories import analysed_case
-from tests.review.cell_helpers import add_cells, make_smear_case
+from tests.factories import add_cells, analysed_case, smear_case
 
 
 class GalleryPageTests(BaseTestCase):
     @classmethod
     def setUpTestData(cls):
         super().setUpTestData()
-        cls.case, cls.images, cls.cells = make_smear_case(cls.lab, n_images=2, wbc_per_image=6, low_every=4)
+        cls.case, cls.images, cls.cells = smear_case(cls.lab, n_images=2, wbc_per_image=6, low_every=4)
 
     def setUp(self):
         super().setUp()

@@ -16,8 +16,8 @@ from diagnostics.models import AuditEvent, CaseStatus, Cell
 from review import cells as cells_service
 from review.models import CellReview
 from tests.base import BaseTestCase, BaseTransactionTestCase
-from tests.factories import analysed_case
-from tests.review.cell_helpers import add_cells, reclassify
+from tests.factories import add_cells, analysed_case
+from tests.review.cell_helpers import reclassify
 
 
 def post_json(client, url, payload):

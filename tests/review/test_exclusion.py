@@ -86,7 +86,8 @@ class ExclusionServiceTests(BaseTestCase):
         self.assertIsNone(record.images[0].label)
 
     def test_the_cells_of_an_excluded_image_leave_both_differentials(self):
-        from tests.review.cell_helpers import add_cells, reclassify
+        from tests.factories import add_cells
+        from tests.review.cell_helpers import reclassify
 
         add_cells(self.images[0].analyses.get(), ["blast"] * 6)
         add_cells(self.images[1].analyses.get(), ["blast", "lymphocyte", "lymphocyte", "neutrophil"])

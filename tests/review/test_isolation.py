@@ -20,9 +20,8 @@ from instant.models import InstantCheck
 from review import urls as review_urls
 from review.models import CellReview, Review, SignOut
 from tests.base import BaseTestCase
-from tests.factories import analysed_case
+from tests.factories import add_cells, analysed_case
 from tests.imagefactory import png_bytes
-from tests.review.cell_helpers import add_cells
 
 # Routes that list "my labs' things" rather than one object: the outsider gets
 # a 200 page with only lab B data (asserted in test_worklist / test_history /

@@ -29,9 +29,9 @@ class SignedResultPagesTest(BaseTestCase):
         first.save()
 
     def sign(self):
-        return record_sign_out(self.built, self.pathologist, diagnosis="consistent_with_b_all", diagnosis_subtype="pro_b",
-                        diagnosis_comment="Sheets of blasts", signer_name="Patricia Okafor",
-                        signer_credentials="MD, FRCPath")
+        return record_sign_out(self.built, self.pathologist, diagnosis="consistent_with_b_all",
+                               diagnosis_subtype="pro_b", diagnosis_comment="Sheets of blasts",
+                               signer_name="Patricia Okafor", signer_credentials="MD, FRCPath")
 
     def test_case_page_before_and_after_sign_out(self):
         self.client.force_login(self.technician)

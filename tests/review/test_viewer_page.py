@@ -14,8 +14,8 @@ from diagnostics import tiles
 from diagnostics.models import Analysis, ImageStatus
 from review.viewer import CELL_COLOURS, viewer_state
 from tests.base import BaseTestCase
-from tests.factories import analysed_case
-from tests.review.cell_helpers import add_cells, reclassify
+from tests.factories import add_cells, analysed_case
+from tests.review.cell_helpers import reclassify
 
 
 class ViewerPageTests(BaseTestCase):
