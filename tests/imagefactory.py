@@ -29,7 +29,7 @@ def smear_png_bytes(seed: int = 0, label: str = "Benign", size: tuple[int, int] 
 
 
 def smear_bytes(seed: int, size: tuple[int, int] = (128, 128)) -> bytes:
-    """A synthetic smear PNG (ml.synthetic) at the pipeline tests' small size, distinct per seed."""
+    """A synthetic smear PNG (ml.synthetic), distinct per seed; small by default: the pipeline tests run on 2 CPU cores."""
     return smear_png_bytes(seed=seed, size=size)
 
 

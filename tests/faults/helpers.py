@@ -30,9 +30,6 @@ from diagnostics.services.upload import UploadResult, create_case
 from tests.base import BaseTransactionTestCase
 from tests.workerproc import WorkerProcess, purge_broker, require_services
 
-# Small on purpose: the tests run on 2 shared CPU cores.
-IMAGE_SIZE = (128, 128)
-
 
 class BrokerFaultTestCase(BaseTransactionTestCase):
     """Base for fault tests against the shared Redis broker and a real worker.
@@ -47,13 +44,6 @@ class BrokerFaultTestCase(BaseTransactionTestCase):
         super().setUp()
         purge_broker()
         self.addCleanup(purge_broker)
-
-
-def smear_bytes(seed: int, size: tuple[int, int] = IMAGE_SIZE) -> bytes:
-    """A synthetic smear PNG (ml.synthetic), distinct per seed."""
-    from tests.imagefactory import smear_png_bytes
-
-    return smear_png_bytes(seed=seed, size=size)
 
 
 def upload_case(lab, user, payloads: Iterable[bytes], *, accession: str | None = None) -> UploadResult:

@@ -19,13 +19,8 @@ import pytest
 from django.db import connection
 
 from diagnostics.models import Analysis, TaskRun
-from tests.faults.helpers import (
-    BrokerFaultTestCase,
-    assert_exactly_once,
-    smear_bytes,
-    upload_case,
-    wait_until,
-)
+from tests.faults.helpers import BrokerFaultTestCase, assert_exactly_once, upload_case, wait_until
+from tests.imagefactory import smear_bytes
 from tests.modelfixtures import register_test_model
 from tests.workerproc import run_worker, wait_for_case_status
 

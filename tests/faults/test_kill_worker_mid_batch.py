@@ -18,14 +18,8 @@ from django.db.models import Q
 
 from diagnostics.models import ImageStatus, SlideImage
 from diagnostics.services.cases import STAGE_CLASSIFY, STAGE_SEGMENT
-from tests.faults.helpers import (
-    BrokerFaultTestCase,
-    assert_exactly_once,
-    image_states,
-    smear_bytes,
-    upload_case,
-    wait_until,
-)
+from tests.faults.helpers import BrokerFaultTestCase, assert_exactly_once, image_states, upload_case, wait_until
+from tests.imagefactory import smear_bytes
 from tests.modelfixtures import register_test_model
 from tests.workerproc import run_worker, wait_for_case_status
 

@@ -27,15 +27,8 @@ from django.test import override_settings
 from diagnostics.models import ImageStatus
 from monitoring.broker import queue_depths
 from tests.base import BaseTransactionTestCase
-from tests.faults.helpers import (
-    PrivateRedis,
-    assert_exactly_once,
-    image_states,
-    smear_bytes,
-    upload_case,
-    use_broker,
-    wait_until,
-)
+from tests.faults.helpers import PrivateRedis, assert_exactly_once, image_states, upload_case, use_broker, wait_until
+from tests.imagefactory import smear_bytes
 from tests.modelfixtures import register_test_model
 from tests.workerproc import require_services, run_worker
 

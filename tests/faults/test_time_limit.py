@@ -14,13 +14,8 @@ from __future__ import annotations
 import pytest
 
 from diagnostics.models import ImageStatus
-from tests.faults.helpers import (
-    BrokerFaultTestCase,
-    assert_exactly_once,
-    failed_images,
-    smear_bytes,
-    upload_case,
-)
+from tests.faults.helpers import BrokerFaultTestCase, assert_exactly_once, failed_images, upload_case
+from tests.imagefactory import smear_bytes
 from tests.modelfixtures import register_test_model
 from tests.workerproc import run_worker, wait_for_case_status
 

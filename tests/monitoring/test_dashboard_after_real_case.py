@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from diagnostics.models import Analysis
 from tests.base import BaseTransactionTestCase
 from tests.factories import UserFactory
-from tests.faults.helpers import smear_bytes, upload_case
+from tests.faults.helpers import upload_case
+from tests.imagefactory import smear_bytes
 from tests.modelfixtures import register_test_model
 from tests.workerproc import (
     purge_broker,
