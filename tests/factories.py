@@ -6,8 +6,9 @@ Model factories first, then the case builders on top of them:
   ``ml.segment`` and overlays from the real ``ml.overlay``, as the report and assistant tests need);
 * ``uploaded_case``: a case as an upload leaves it (queued images with real files), for the pipeline;
 * ``review_case`` and ``record_sign_out``: a reviewer's labels and a recorded sign-out;
-* ``assistant_case``: the assistant tests' case; ``case_images``, ``timed_analysis``, ``fail_image``:
-  the rows the monitoring queries read.
+* ``assistant_case``: the assistant tests' case;
+* ``add_cells`` and ``smear_case``: white-cell rows (on a grid, or on ml.synthetic smears' real cells);
+* ``case_images``, ``timed_analysis``, ``fail_image``, ``TaskRunFactory``: the rows the monitoring reads.
 
 Nothing here is a mock: every image row has a real image file behind it.
 """
