@@ -195,7 +195,7 @@ class ImageRow:
     ai_label: str | None
     confidence: float | None
     low_confidence: bool
-    reviewed_label: str | None  # the newest review's label
+    reviewed_label: str | None  # the newest review's label (None: no review, or an exclusion)
     reviewer: str | None
     signed_label: str | None  # the label in the newest sign-out snapshot
     comment: str  # the signed comment, else the newest review's
@@ -206,6 +206,17 @@ class ImageRow:
     # newest sign-out snapshot when it has this image, else from the newest review
     exclusion: str = ""
     excluded_by: str | None = None
+    reviewed: bool = False  # a person has reviewed this image (a label or an exclusion)
+
+    @property
+    def unidentified(self) -> bool:
+        """Low confidence and nobody has reviewed it yet: sign-out waits for it."""
+        return self.analysis is not None and self.low_confidence and not self.reviewed
+
+    @property
+    def overridden(self) -> bool:
+        """The newest review differs from the AI label (an exclusion counts as a change)."""
+        return self.reviewed and self.analysis is not None and self.reviewed_label != self.ai_label
 
     @property
     def label(self) -> str | None:
@@ -613,6 +624,7 @@ def build_case_record(case: Case) -> CaseRecord:
             low_confidence=bool(analysis and analysis.low_confidence),
             reviewed_label=(review.label or None) if review else None,
             reviewer=person_name(review.reviewer) if review else None,
+            reviewed=review is not None,
             signed_label=signed_row.get("label"),
             comment=signed_row["comment"] if "comment" in signed_row else (review.comment if review else ""),
             cell_counts={k: int(v) for k, v in (analysis.cell_counts or {}).items()} if analysis else {},
