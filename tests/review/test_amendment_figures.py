@@ -13,7 +13,8 @@ from review import services as review_service
 from review import signout as signout_service
 from review.models import SignOut
 from tests.base import BaseTestCase
-from tests.review.helpers import TOLERANCE_1, activate_totp, make_analysed_case, review_all, totp_code
+from tests.factories import analysed_case, review_case
+from tests.review.helpers import TOLERANCE_1, activate_totp, totp_code
 
 
 @override_settings(**TOLERANCE_1)  # three valid codes at once: offsets -1, 0, +1
@@ -21,7 +22,7 @@ class AmendmentFiguresTests(BaseTestCase):
     def setUp(self):
         super().setUp()
         cache.clear()
-        self.case, self.images = make_analysed_case(self.lab, n_images=3, labels=["Pro", "Pre", "Benign"])
+        self.case, self.images = analysed_case(self.lab, n_images=3, labels=["Pro", "Pre", "Benign"])
         self.secret = activate_totp(self.pathologist)
         self.request = RequestFactory().post("/")
         self.request.user = self.pathologist
@@ -33,7 +34,7 @@ class AmendmentFiguresTests(BaseTestCase):
             totp_code=totp_code(self.secret, offset=offset))
 
     def test_an_image_excluded_in_the_amendment_leaves_the_new_figures(self):
-        review_all(self.case, self.pathologist)
+        review_case(self.case, self.pathologist)
         first = self.sign(-1)
         self.assertEqual((first.summary["excluded"], first.summary["analysed"]), (0, 3))
         signout_service.open_amendment(self.case, self.pathologist, "image 1 is a tissue section",
