@@ -45,8 +45,7 @@ def differential_context(record: CaseRecord) -> dict:
          "key": cells_service.CELL_KEYS.get(r["label"])}
         for r, a in zip(reviewed.rows(), ai.rows(), strict=True)
     ]
-    percent = None if reviewed.blast_fraction is None else round(100 * reviewed.blast_fraction, 1)
-    ai_percent = None if ai.blast_fraction is None else round(100 * ai.blast_fraction, 1)
+    percent, ai_percent = reviewed.blast_percent, ai.blast_percent
     from django.conf import settings
 
     return {
