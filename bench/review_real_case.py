@@ -99,6 +99,8 @@ def prepare(args, folder: Path) -> tuple[str | None, str | None]:
         "CELERY_BROKER_URL": "filesystem://",  # nothing listens: the bench runs every step itself
         "ALLOWED_HOSTS": "testserver,127.0.0.1,localhost",
         "MARROWFIND_DEMO_PASSWORD": PASSWORD,
+        # No background torch.compile (the bench times no inference; its cache folder goes at exit).
+        "INFERENCE_COMPILE": "off",
     }
     if args.wbc_mask:
         values["WBC_MASK_MODEL"] = str(Path(args.wbc_mask).resolve())
