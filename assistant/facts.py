@@ -1,10 +1,10 @@
 """The facts of one case, read from the database: the only place the assistant
 takes numbers from.
 
-Built on the review area's ``review_items`` (newest analysis and reviews per
-image) and the case record (``build_case_record`` / ``case_figures``: the AI's
-figures, and once signed out the signed result, which leads), so the assistant
-says exactly what the case page shows. A language model, when one is
+Built on the one case record (``build_case_record`` / ``case_figures``: each
+image's newest analysis, review and signed label, the AI's figures, and once
+signed out the signed result, which leads), so the assistant says exactly what
+the case page shows. A language model, when one is
 configured, receives :meth:`CaseFacts.for_llm`: the counts and labels, never
 the patient pseudonym, the clinical note or the accession number.
 """
@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from diagnostics.models import Case, ImageStatus
-from diagnostics.services.case_record import SignedResult, build_case_record, case_figures, person_name
-from diagnostics.services.models import is_demo_version
+from diagnostics.services.case_record import (
+    CaseRecord,
+    ImageRow,
+    SignedResult,
+    build_case_record,
+    case_figures,
+)
 from ml.labels import display_name
-from review import services as review_service
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ class CaseFacts:
     stain: str
     status: str
     images: list[ImageFacts]
-    summary: dict[str, Any]  # review_service.case_figures: per_class, cells, wbc, blasts, blast_fraction, who_flag, demo
+    summary: dict[str, Any]  # case_figures: per_class, cells, wbc, blasts, blast_fraction, who_flag, demo
     reviewed: int
     unidentified: int
     distribution: dict[str, int] = field(default_factory=dict)  # current (reviewed or AI) label -> images
@@ -129,48 +133,64 @@ class CaseFacts:
         }
 
 
+UNIDENTIFIED = "Unidentified"
+
+
+def _current_distribution(record: CaseRecord) -> dict[str, int]:
+    """Images per current label (the newest review's, else the AI's) over the analysed images that
+    count (excluded ones do not): Unidentified first, then the model's class order, as on the review page."""
+    counts: dict[str, int] = {}
+    order: list[str] = [UNIDENTIFIED]
+    for row in record.images:
+        if row.analysis is None:
+            continue
+        for name in row.analysis.model_version.class_names:
+            if name not in order:
+                order.append(name)
+        if row.excluded:
+            continue
+        key = UNIDENTIFIED if row.unidentified else (row.reviewed_label or row.ai_label or UNIDENTIFIED)
+        counts[key] = counts.get(key, 0) + 1
+    ranked = sorted(counts, key=lambda name: order.index(name) if name in order else len(order))
+    return {name: counts[name] for name in ranked}
+
+
+def _image_facts(row: ImageRow) -> ImageFacts:
+    analysis = row.analysis
+    probabilities = sorted(
+        ((name, float(p)) for name, p in ((analysis.probabilities or {}) if analysis else {}).items()),
+        key=lambda pair: pair[1],
+        reverse=True,
+    )
+    return ImageFacts(
+        position=row.position,
+        image_id=row.image_id,
+        filename=row.filename,
+        status=row.status,
+        error=row.error,
+        label=row.ai_label,
+        confidence=row.confidence,
+        probabilities=probabilities,
+        low_confidence=row.low_confidence,
+        all_probability=analysis.all_probability if analysis else None,
+        counts=dict(row.cell_counts),
+        blasts=row.blasts,
+        reviewed=row.reviewed,
+        review_label=row.reviewed_label,
+        reviewer=row.reviewer,
+        overridden=row.overridden,
+        signed_label=row.signed_label,
+        cam_overlay_url=analysis.cam_overlay.url if analysis and analysis.cam_overlay else None,
+        segmentation_overlay_url=analysis.segmentation_overlay.url if analysis and analysis.segmentation_overlay else None,
+        model_name=analysis.model_version.name if analysis else None,
+        model_demo=row.demo,
+    )
+
+
 def case_facts(case: Case) -> CaseFacts:
-    """Every number the assistant may state about ``case`` (a few queries, whatever its size)."""
-    items = review_service.review_items(case)
-    progress = review_service.review_progress(items)
+    """Every number the assistant may state about ``case``: one case record (a few queries, whatever its size)."""
     record = build_case_record(case)
-    signed_labels = {row.image_id: row.signed_label for row in record.images}
-    images = []
-    for item in items:
-        analysis = item.analysis
-        latest = item.latest_review
-        probabilities = sorted(
-            ((name, float(p)) for name, p in ((analysis.probabilities or {}) if analysis else {}).items()),
-            key=lambda pair: pair[1],
-            reverse=True,
-        )
-        images.append(
-            ImageFacts(
-                position=item.image.position,
-                image_id=item.image.pk,
-                filename=item.image.original_filename,
-                status=item.image.status,
-                error=item.image.error,
-                label=analysis.label if analysis else None,
-                confidence=float(analysis.confidence) if analysis else None,
-                probabilities=probabilities,
-                low_confidence=bool(analysis and analysis.low_confidence),
-                all_probability=analysis.all_probability if analysis else None,
-                counts={k: int(v) for k, v in ((analysis.cell_counts or {}) if analysis else {}).items()},
-                blasts=analysis.blasts if analysis else None,
-                reviewed=latest is not None,
-                review_label=latest.label if latest else None,
-                reviewer=person_name(latest.reviewer) if latest else None,
-                overridden=item.overridden,
-                signed_label=signed_labels.get(item.image.pk),
-                cam_overlay_url=analysis.cam_overlay.url if analysis and analysis.cam_overlay else None,
-                segmentation_overlay_url=(
-                    analysis.segmentation_overlay.url if analysis and analysis.segmentation_overlay else None
-                ),
-                model_name=analysis.model_version.name if analysis else None,
-                model_demo=bool(analysis) and (is_demo_version(analysis.model_version) or is_demo_version(analysis.cell_model_version)),
-            )
-        )
+    images = [_image_facts(row) for row in record.images]
     return CaseFacts(
         case_id=case.pk,
         accession=case.accession_number,
@@ -179,8 +199,8 @@ def case_facts(case: Case) -> CaseFacts:
         status=case.get_status_display(),
         images=images,
         summary=case_figures(case, record),
-        reviewed=progress.reviewed,
-        unidentified=progress.unidentified,
-        distribution=dict(progress.distribution),
+        reviewed=sum(1 for row in record.images if row.analysis is not None and row.reviewed),
+        unidentified=sum(1 for row in record.images if row.unidentified),
+        distribution=_current_distribution(record),
         signed=record.signed_result,
     )

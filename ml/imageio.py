@@ -34,7 +34,8 @@ High bit depth (16-bit TIFF and PNG, float TIFF): Pillow silently keeps only
 the high byte of 16-bit RGB, which makes 12-bit camera data (max 4095) look
 16× too dark. So these files are decoded at full depth (tifffile strip by
 strip; 16-bit colour PNG band by band through OpenCV's libpng; OpenCV whole for
-what neither can split) and scaled to 8 bits by **the smallest bit depth that holds the brightest
+what neither can split, and an interlaced or colour-keyed 16-bit PNG over
+``PNG16_WHOLE_MAX_PIXELS`` is refused rather than decoded whole) and scaled to 8 bits by **the smallest bit depth that holds the brightest
 value** (max 4095 → divided by 4095, max 65535 → by 65535, 8-bit data stored in
 16 bits → by 255). One factor for all channels and no offset, so stain colour
 balance is kept; there is no contrast stretch. Floats in [0, 1] are taken as
@@ -630,6 +631,11 @@ def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
         position = start + length + 4
 
 
+#: An interlaced or colour-keyed 16-bit colour PNG is decoded whole (about 12 bytes a pixel
+#: at peak); above this many pixels it is refused rather than breaking the memory bound.
+PNG16_WHOLE_MAX_PIXELS = 4_000_000
+
+
 def _decode_png16_by_bands(data: bytes, filename: str | None) -> tuple[np.ndarray, str] | None:
     """Decode a 16-bit RGB / RGBA PNG a band of rows at a time, twice (the brightest value,
     then the 8-bit result), so the peak is the 3-byte result plus one band.
@@ -638,11 +644,13 @@ def _decode_png16_by_bands(data: bytes, filename: str | None) -> tuple[np.ndarra
     wrapped, behind the previous row (already unfiltered, filter type None), in a small
     PNG of its own that OpenCV's libpng unfilters, so every PNG filter is undone by
     libpng exactly as for the whole file. Returns None for what cannot be split this
-    way (interlaced, or a tRNS colour key): those are decoded whole."""
+    way (interlaced, or a tRNS colour key): those are decoded whole, about 12 bytes a
+    pixel at peak, so above ``PNG16_WHOLE_MAX_PIXELS`` they are refused with the reason."""
     import cv2
 
     header: tuple[int, ...] | None = None
     idat: list[tuple[int, int]] = []
+    colour_keyed = False
     try:
         for kind, start, end in _png_chunks(data):
             if kind == b"IHDR" and end - start >= 13:
@@ -650,13 +658,24 @@ def _decode_png16_by_bands(data: bytes, filename: str | None) -> tuple[np.ndarra
             elif kind == b"IDAT":
                 idat.append((start, end))
             elif kind == b"tRNS":
-                return None
+                colour_keyed = True
     except EOFError as exc:
         raise ImageLoadError("truncated", f"The PNG file is cut short ({exc}).", filename=filename) from exc
     if header is None or not idat:
         raise ImageLoadError("unsupported", "The PNG file has no image header or no image data.", filename=filename)
     width, height, depth, colour_type, _compression, _filter, interlace = header
-    if depth != 16 or colour_type not in (2, 6) or interlace != 0:
+    if depth != 16 or colour_type not in (2, 6):
+        return None
+    if interlace != 0 or colour_keyed:
+        if width * height > PNG16_WHOLE_MAX_PIXELS:
+            what = "interlaced (Adam7)" if interlace != 0 else "colour-keyed (tRNS)"
+            raise ImageLoadError(
+                "too_large",
+                f"This {what} 16-bit PNG of {width}×{height} pixels can only be decoded whole, which needs "
+                f"more memory than the limit allows for images over {PNG16_WHOLE_MAX_PIXELS / 1e6:.0f} megapixels. "
+                "Save it without interlacing or transparency key (or as an 8-bit PNG or a TIFF) and upload it again.",
+                filename=filename,
+            )
         return None
     channels = 3 if colour_type == 2 else 4
     stride = 1 + width * channels * 2  # the filter-type byte, then big-endian samples

@@ -14,12 +14,18 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from diagnostics.models import Case, ExclusionReason, ImageStatus, ModelVersion, Specimen
-from diagnostics.services.case_record import Differential, case_figures, person_name, signed_result
+from diagnostics.models import Case, ModelVersion, Specimen
+from diagnostics.services.case_record import (
+    Differential,
+    ImageRow,
+    build_case_record,
+    case_figures,
+    person_name,
+    signed_result,
+)
 from diagnostics.services.models import is_demo_version
 from ml.labels import display_name
 from reports.models import ReportStatus
-from review import services as review_service
 from review.models import SignOut
 from review.signout import amendment_changes
 
@@ -273,16 +279,14 @@ def collect_report_content(
     signed_by=None,
     signed_at: datetime | None = None,
     created_by=None,
-) -> tuple[ReportContent, list[review_service.ImageReviewItem]]:
+) -> tuple[ReportContent, tuple[ImageRow, ...]]:
     """Read what the report states from the database.
 
     For a final report, the labels and summary come from the ``SignOut``
     row of that version (what the pathologist signed), when there is one;
     otherwise, and for drafts, from the current reviews. Returns the content
-    (with its digest) and the review items, for :func:`attach_thumbnails`."""
-    items = review_service.review_items(case)
+    (with its digest) and the case record's image rows, for :func:`attach_thumbnails`."""
     snapshot = _signed_snapshot(case, version) if status != ReportStatus.DRAFT else None
-    signed_labels: dict[str, dict] = snapshot.labels if snapshot else {}
     summary = dict(snapshot.summary) if snapshot and snapshot.summary else case_figures(case)
     signed = signed_result(snapshot)
     signer_name, signer_credentials = person_name(signed_by), ""
@@ -298,14 +302,17 @@ def collect_report_content(
         changes = [{"what": c.what, "before": c.before, "after": c.after}
                    for c in amendment_changes(case, version, label_name=display_name)]
 
+    # The images as this version states them: the case record read with this version's
+    # snapshot (a final report) or with none (a draft: the current reviews).
+    record = build_case_record(case, sign_out=snapshot)
     rows: list[ReportRow] = []
     ai_counts: dict[str, int] = {}
     final_counts: dict[str, int] = {}
     class_order: list[str] = []
     models: dict[int, ModelVersion] = {}
-    for item in items:
-        image, analysis = item.image, item.analysis
-        image.case = case  # thumbnails read the lab id from it; saves a query per image
+    for image_row in record.images:
+        analysis = image_row.analysis
+        image_row.image.case = case  # thumbnails read the lab id from it; saves a query per image
         if analysis is not None:
             models.setdefault(analysis.model_version_id, analysis.model_version)
             if analysis.cell_model_version_id:
@@ -313,46 +320,31 @@ def collect_report_content(
             for name in analysis.model_version.class_names:
                 if name not in class_order:
                     class_order.append(name)
-        signed = signed_labels.get(str(image.pk))
-        if signed is not None:
-            review_label, reviewer = signed.get("label"), signed.get("reviewer")
-            comment = signed.get("comment", item.latest_review.comment if item.latest_review else "")
-            exclusion = signed.get("exclusion") or ""
-        elif item.latest_review is not None:
-            reviewer_user = item.latest_review.reviewer
-            review_label = item.latest_review.label or None
-            reviewer = person_name(reviewer_user)
-            comment = item.latest_review.comment
-            exclusion = item.latest_review.exclusion
-        else:
-            review_label, reviewer, comment, exclusion = None, None, "", ""
-        if exclusion:
-            review_label = None
-        counts = (analysis.cell_counts or {}) if analysis else {}
-        row = ReportRow(
-            position=image.position,
-            image_sha256=image.sha256,
-            filename=image.original_filename,
-            status=image.status,
-            error=image.error,
-            ai_label=display_name(analysis.label) if analysis else None,
-            ai_probability=float(analysis.confidence) if analysis else None,
-            low_confidence=bool(analysis and analysis.low_confidence),
+        review_label = None if image_row.excluded else (image_row.signed_label or image_row.reviewed_label)
+        counts = image_row.cell_counts
+        rows.append(ReportRow(
+            position=image_row.position,
+            image_sha256=image_row.sha256,
+            filename=image_row.filename,
+            status=image_row.status,
+            error=image_row.error,
+            ai_label=display_name(image_row.ai_label) if analysis else None,
+            ai_probability=image_row.confidence,
+            low_confidence=image_row.low_confidence,
             review_label=display_name(review_label) if review_label else None,
-            reviewer=reviewer,
-            comment=comment or "",
+            reviewer=image_row.reviewer,
+            comment=image_row.comment or "",
             overridden=bool(analysis and review_label and review_label != analysis.label),
             wbc=int(counts.get("wbc", 0)),
             rbc=int(counts.get("rbc", 0)),
             platelet=int(counts.get("platelet", 0)),
-            blasts=analysis.blasts if analysis else None,
-            exclusion=(ExclusionReason(exclusion).label if exclusion in ExclusionReason.values else exclusion) or None,
-        )
-        if analysis is not None and image.status == ImageStatus.DONE and not exclusion:
+            blasts=image_row.blasts,
+            exclusion=image_row.exclusion_label or None,
+        ))
+        if image_row.analysed and not image_row.excluded:
             ai_counts[analysis.label] = ai_counts.get(analysis.label, 0) + 1
             final = review_label or analysis.label
             final_counts[final] = final_counts.get(final, 0) + 1
-        rows.append(row)
 
     names = class_order + sorted((set(ai_counts) | set(final_counts)) - set(class_order))
     distribution = [
@@ -389,4 +381,4 @@ def collect_report_content(
         differential=differential_rows(summary),
     )
     content.compute_digest()
-    return content, items
+    return content, record.images

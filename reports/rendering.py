@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,12 +39,15 @@ def _display_size(path: Path) -> tuple[float, float]:
     return round(width * scale, 1), round(height * scale, 1)
 
 
-def attach_thumbnails(content: ReportContent, items: list) -> None:
-    """Point each row at its cached thumbnails (made once per image, on first use)."""
+def attach_thumbnails(content: ReportContent, images: Sequence) -> None:
+    """Point each row at its cached thumbnails (made once per image, on first use).
+
+    ``images``: the case record's image rows the content was made from (each with its
+    ``image`` and newest ``analysis``)."""
     by_position = {row.position: row for row in content.rows}
-    for item in items:
-        row = by_position[item.image.position]
-        made = thumbnails.make_thumbnails(item.image, item.analysis)
+    for image_row in images:
+        row = by_position[image_row.position]
+        made = thumbnails.make_thumbnails(image_row.image, image_row.analysis)
         if made.original is not None:
             row.thumb_original = str(made.original)
             row.thumb_original_w, row.thumb_original_h = _display_size(made.original)

@@ -221,12 +221,15 @@ def sign_out_case(case: Case, user, request, *, interpretation: Interpretation, 
             if item.analysis is not None
         }
         progress = review_service.review_progress(items)
-        record = build_case_record(locked)
+        # The figures of the reviews as they stand now (sign_out=None): during an amendment the
+        # earlier version's snapshot must not win over the reviews made for this one.
+        record = build_case_record(locked, sign_out=None)
         # Once cells are reviewed, the blast % and the WHO flag are the reviewed differential's
         # (record.blast_source); the class of every cell, as signed, goes with them.
         summary = case_figures(locked, record)
-        summary.pop("signed_result", None)  # the earlier version's; each version keeps its own
+        summary.pop("signed_result", None)
         summary.pop("result_source", None)
+        summary["signed"], summary["signer"] = True, person_name(user)
         summary["cell_labels"] = {str(cell.cell_id): cell.label or "" for cell in record.cells}
         summary["reviewed_distribution"] = progress.distribution
         summary["failed_images"] = progress.failed

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+from pathlib import Path
 
 from django.test import TestCase, TransactionTestCase, override_settings
 
@@ -53,6 +55,23 @@ class MediaRootMixin:
         super().tearDownClass()
         cls._media_override.disable()
         cls._media.cleanup()
+
+    def setUp(self):
+        super().setUp()
+        # The files a test writes go with its rolled-back rows (the class's own, from
+        # setUpTestData, stay): SQLite hands the same ids out again after a rollback, so a
+        # later test would otherwise find a file cached under its ids.
+        root = Path(self._media.name)
+        before = set(root.rglob("*"))
+        self.addCleanup(_remove_new_files, root, before)
+
+
+def _remove_new_files(root: Path, before: set[Path]) -> None:
+    for path in sorted(set(root.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 class BaseTestCase(MediaRootMixin, TestCase):

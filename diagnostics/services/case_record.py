@@ -195,8 +195,8 @@ class ImageRow:
     ai_label: str | None
     confidence: float | None
     low_confidence: bool
-    reviewed_label: str | None  # the newest review's label
-    reviewer: str | None
+    reviewed_label: str | None  # the newest review's label (None: no review, or an exclusion)
+    reviewer: str | None  # who reviewed it: as signed, else the newest review's
     signed_label: str | None  # the label in the newest sign-out snapshot
     comment: str  # the signed comment, else the newest review's
     cell_counts: dict[str, int]
@@ -206,6 +206,19 @@ class ImageRow:
     # newest sign-out snapshot when it has this image, else from the newest review
     exclusion: str = ""
     excluded_by: str | None = None
+    reviewed: bool = False  # a person has reviewed this image (a label or an exclusion)
+    image: SlideImage | None = field(default=None, compare=False, repr=False)
+    sha256: str = ""
+
+    @property
+    def unidentified(self) -> bool:
+        """Low confidence and nobody has reviewed it yet: sign-out waits for it."""
+        return self.analysis is not None and self.low_confidence and not self.reviewed
+
+    @property
+    def overridden(self) -> bool:
+        """The newest review differs from the AI label (an exclusion counts as a change)."""
+        return self.reviewed and self.analysis is not None and self.reviewed_label != self.ai_label
 
     @property
     def label(self) -> str | None:
@@ -556,8 +569,15 @@ class CaseRecord:
         }
 
 
-def build_case_record(case: Case) -> CaseRecord:
-    """The record of ``case`` from the database (six queries whatever the number of images or cells)."""
+#: ``build_case_record``'s default: read the case's newest sign-out.
+NEWEST_SIGN_OUT = object()
+
+
+def build_case_record(case: Case, *, sign_out: Any = NEWEST_SIGN_OUT) -> CaseRecord:
+    """The record of ``case`` from the database (six queries whatever the number of images or cells).
+
+    ``sign_out``: whose snapshot gives the signed labels: the newest (default), a given
+    ``SignOut`` (a report of that version) or None (as if never signed: a draft)."""
     from ml.gates import blast_estimate_validated, gate_reasons
 
     images = (
@@ -585,7 +605,8 @@ def build_case_record(case: Case) -> CaseRecord:
         cells_by_analysis.setdefault(cell.analysis_id, []).append(cell)
     # Reviews and sign-outs are the review app's models; the core reads them through the
     # reverse relations Django puts on SlideImage and Case, and never imports that app.
-    sign_out = case.sign_outs.select_related("signed_by").order_by("-version").first()
+    if sign_out is NEWEST_SIGN_OUT:
+        sign_out = case.sign_outs.select_related("signed_by").order_by("-version").first()
     signed_labels = (sign_out.labels or {}) if sign_out else {}
     rows = []
     cells: list[CellRow] = []
@@ -622,7 +643,11 @@ def build_case_record(case: Case) -> CaseRecord:
             confidence=float(analysis.confidence) if analysis else None,
             low_confidence=bool(analysis and analysis.low_confidence),
             reviewed_label=(review.label or None) if review else None,
-            reviewer=person_name(review.reviewer) if review else None,
+            # signed > reviewed, as for the label and the comment
+            reviewer=signed_row["reviewer"] if "reviewer" in signed_row else (person_name(review.reviewer) if review else None),
+            reviewed=review is not None,
+            image=image,
+            sha256=image.sha256,
             signed_label=signed_row.get("label"),
             comment=signed_row["comment"] if "comment" in signed_row else (review.comment if review else ""),
             cell_counts={k: int(v) for k, v in (analysis.cell_counts or {}).items()} if analysis else {},

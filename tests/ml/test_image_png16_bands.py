@@ -136,3 +136,18 @@ def test_a_colour_keyed_png_is_decoded_whole() -> None:
     data = assemble([parts[0], (b"tRNS", key), *parts[1:]])
     assert imageio._decode_png16_by_bands(data, "keyed.png") is None
     np.testing.assert_array_equal(imageio.load_image(data, filename="keyed.png")[..., :3], expected(source, 65535))
+
+
+@pytest.mark.parametrize("what", ["interlaced", "colour-keyed"])
+def test_a_large_png_that_can_only_be_decoded_whole_is_refused_with_its_reason(what) -> None:
+    # The header alone decides: 2100×2000 pixels is over the 4-megapixel limit for a whole decode.
+    interlace = 1 if what == "interlaced" else 0
+    header = struct.pack(">IIBBBBB", 2100, 2000, 16, 2, 0, 0, interlace)
+    parts = [(b"IHDR", header), (b"IDAT", zlib.compress(b"\x00" * 64)), (b"IEND", b"")]
+    if what == "colour-keyed":
+        parts.insert(1, (b"tRNS", struct.pack(">HHH", 1, 2, 3)))
+    with pytest.raises(ImageLoadError) as raised:
+        imageio.load_image(assemble(parts), filename="big.png")
+    assert raised.value.code == "too_large"
+    assert f"This {what}" in raised.value.reason and "2100×2000" in raised.value.reason
+    assert "Save it without interlacing" in raised.value.reason
