@@ -1,6 +1,6 @@
 """One blast % for a signed case, rounded once from the counts: 27 blasts of 41 white cells is
 65.9 % (65.85...), on the case record, the case summary, the signed snapshot, the gallery's
-differential and the PDF alike. (Rounding the stored 4-decimal fraction, 0.6585, a second time
+differential, the PDF and the assistant alike. (Rounding the stored 4-decimal fraction, 0.6585, a second time
 gave 65.8 % in the snapshot beside a 65.9 % blast row; bench/review_real_case.py found it on a
 real all4class case.)"""
 
@@ -63,3 +63,10 @@ class BlastPercentRoundedOnceTest(BaseTestCase):
         self.assertIn("Blast % 65.9%", text)
         self.assertIn("Blast 27 65.9% 28", text)
         self.assertNotIn("65.8", text)
+
+        from assistant.answers import blast_line
+        from assistant.facts import case_facts
+
+        answer = blast_line(case_facts(case))
+        self.assertIn("Signed (version 1): 27 blast(s) among 41 white cells: 65.9%", answer)
+        self.assertNotIn("65.8", answer)
