@@ -41,7 +41,10 @@ def facts_source(facts: CaseFacts) -> dict:
             "label": f"Case {facts.accession}: results in the Marrow-Find database"}
 
 
-def _pct(fraction: float | None) -> str:
+def _pct(fraction: float | None, percent: float | None = None) -> str:
+    """The stored blast % (rounded once from the counts) where there is one, else from the fraction."""
+    if isinstance(percent, (int, float)):
+        return f"{percent:.1f}%"
     return "not determined" if fraction is None else f"{100 * fraction:.1f}%"
 
 
@@ -211,7 +214,7 @@ def _ai_blast_line(facts: CaseFacts) -> str:
     if s.get("blasts") is None:
         return "Blasts were not determined (no cell-level blast model ran), so there is no blast percentage."
     wbc = s.get("blast_wbc") if s.get("blast_wbc") is not None else s.get("wbc", 0)
-    return f"{s['blasts']} blast(s) among {wbc} white cells: {_pct(s.get('blast_fraction'))}."
+    return f"{s['blasts']} blast(s) among {wbc} white cells: {_pct(s.get('blast_fraction'), s.get('blast_percent'))}."
 
 
 def blast_line(facts: CaseFacts) -> str:
@@ -222,7 +225,7 @@ def blast_line(facts: CaseFacts) -> str:
     if signed.blasts is None:
         head = f"Signed (version {signed.version}): blasts not determined."
     else:
-        head = f"Signed (version {signed.version}): {signed.blasts} blast(s) among {signed.blast_wbc} white cells: {_pct(signed.blast_fraction)}."
+        head = f"Signed (version {signed.version}): {signed.blasts} blast(s) among {signed.blast_wbc} white cells: {_pct(signed.blast_fraction, signed.blast_percent)}."
     return f"{head} AI estimate: {_ai_blast_line(facts)}"
 
 

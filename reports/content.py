@@ -152,6 +152,11 @@ class ReportContent:
 
     @property
     def blast_percent(self) -> float | None:
+        """The summary's own blast % (the case record's, from the counts); snapshots signed before
+        it was stored: from the fraction."""
+        percent = self.summary.get("blast_percent")
+        if isinstance(percent, (int, float)):
+            return float(percent)
         fraction = self.summary.get("blast_fraction")
         return 100 * fraction if isinstance(fraction, (int, float)) else None
 

@@ -45,8 +45,7 @@ def differential_context(record: CaseRecord) -> dict:
          "key": cells_service.CELL_KEYS.get(r["label"])}
         for r, a in zip(reviewed.rows(), ai.rows(), strict=True)
     ]
-    percent = None if reviewed.blast_fraction is None else round(100 * reviewed.blast_fraction, 1)
-    ai_percent = None if ai.blast_fraction is None else round(100 * ai.blast_fraction, 1)
+    percent, ai_percent = reviewed.blast_percent, ai.blast_percent
     from django.conf import settings
 
     return {
@@ -70,9 +69,10 @@ def differential_context(record: CaseRecord) -> dict:
 def case_cells(request: HttpRequest, pk: int) -> HttpResponse:
     case = access.get_case_or_404(request.user, pk)
     record = build_case_record(case)
-    cells_service.ensure_crops(case, [(c.cell_id, c.image_id, c.bbox) for c in record.cells])
-    inline = (cells_service.inline_crops(case, [c.cell_id for c in record.cells])
-              if len(record.cells) <= cells_service.INLINE_CROPS_MAX else {})
+    shown = record.counted_cells  # an excluded image's cells are in no group
+    cells_service.ensure_crops(case, [(c.cell_id, c.image_id, c.bbox) for c in shown])
+    inline = (cells_service.inline_crops(case, [c.cell_id for c in shown])
+              if len(shown) <= cells_service.INLINE_CROPS_MAX else {})
     can_review = access.can_review(request.user, case.lab)
     editable = can_review and case.status == CaseStatus.AWAITING_REVIEW
     groups = [
@@ -98,6 +98,7 @@ def case_cells(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "case": case,
         "groups": groups,
+        "excluded_cells": cells_service.excluded_cells(record),
         "images": images,
         "classes": classes,
         "can_review": can_review,

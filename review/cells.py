@@ -372,15 +372,34 @@ class GalleryGroup:
 
 def gallery_groups(record: CaseRecord) -> list[GalleryGroup]:
     """Unidentified first (cells nobody has classified yet), then every class in
-    ``CELL_TYPES`` order, empty ones included (each is a drop target)."""
+    ``CELL_TYPES`` order, empty ones included (each is a drop target). Cells of an
+    image excluded as not assessable are in no group: no figure counts them
+    (``CaseRecord.counted_cells``); :func:`excluded_cells` says how many were left out."""
     buckets: dict[str, list[CellRow]] = {}
-    for cell in record.cells:
+    for cell in record.counted_cells:
         buckets.setdefault(cell.label or UNIDENTIFIED, []).append(cell)
     groups = [GalleryGroup(UNIDENTIFIED, "Unidentified (low confidence or not classified)", None,
                            buckets.get(UNIDENTIFIED, []))]
     groups += [GalleryGroup(label, display_name(label), CELL_KEYS.get(label), buckets.get(label, []))
                for label in cell_types()]
     return groups
+
+
+@dataclass(frozen=True)
+class ExcludedImageCells:
+    position: int
+    filename: str
+    reason: str  # the exclusion's label ("Out of focus")
+    cells: int
+
+
+def excluded_cells(record: CaseRecord) -> list[ExcludedImageCells]:
+    """Per excluded image, the white cells the gallery leaves out."""
+    per_image: dict[int, int] = {}
+    for cell in record.cells:
+        per_image[cell.image_id] = per_image.get(cell.image_id, 0) + 1
+    return [ExcludedImageCells(row.position, row.filename, row.exclusion_label, per_image.get(row.image_id, 0))
+            for row in record.excluded]
 
 
 # --- crops ------------------------------------------------------------------------

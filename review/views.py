@@ -112,8 +112,12 @@ def _attach_blast_percent(cases) -> None:
     result (``CaseRecord``'s :func:`signed_result` of the newest version): the row shows
     the signed one first and the AI's beside it."""
     for case in cases:
-        fraction = (case.summary or {}).get("blast_fraction")
-        case.blast_percent = round(100 * fraction, 1) if isinstance(fraction, (int, float)) else None
+        summary = case.summary or {}
+        percent, fraction = summary.get("blast_percent"), summary.get("blast_fraction")
+        if isinstance(percent, (int, float)):
+            case.blast_percent = float(percent)
+        else:  # a summary written before it carried the percentage
+            case.blast_percent = round(100 * fraction, 1) if isinstance(fraction, (int, float)) else None
         newest = getattr(case, "newest_sign_outs", None)
         case.signed = signed_result(newest[0]) if newest else None
 

@@ -292,6 +292,12 @@ class Differential:
     def blast_fraction(self) -> float | None:
         return round(self.blasts / self.nucleated, 4) if self.nucleated else None
 
+    @property
+    def blast_percent(self) -> float | None:
+        """From the counts, as :meth:`percent` (not from the 4-decimal fraction: rounding twice
+        can move the last digit, 27 of 41 would read 65.8 % beside a 65.9 % blast row)."""
+        return self.percent("blast")
+
     def percent(self, name: str) -> float | None:
         """% of the nucleated white cells (erythroblasts: per 100 white cells); None for
         platelets and artefacts, which are counted but are not white cells."""
@@ -497,7 +503,10 @@ class CaseRecord:
 
     @property
     def blast_percent(self) -> float | None:
-        return round(100 * self.blast_fraction, 1) if self.blast_fraction is not None else None
+        """One decimal, from the counts themselves (rounding the 4-decimal fraction again could move
+        the last digit: 27 of 41 is 65.9 %, not 65.8 %); every surface shows this figure."""
+        blasts, wbc = self.blasts, self.blast_wbc
+        return round(100 * blasts / wbc, 1) if blasts is not None and wbc else None
 
     @property
     def who_flag(self) -> bool:
@@ -535,6 +544,7 @@ class CaseRecord:
             "blasts": self.blasts,
             "blast_wbc": self.blast_wbc,
             "blast_fraction": self.blast_fraction,
+            "blast_percent": self.blast_percent,
             "blast_validated": self.blast_validated,
             "who_threshold": settings.WHO_BLAST_THRESHOLD,
             "who_flag": self.who_flag,

@@ -40,6 +40,7 @@ class BrowserTestCase(MediaRootMixin, _Users, StaticLiveServerTestCase):
         reason = services_unavailable_reason()
         if reason:
             super().tearDownClass()
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
             raise unittest.SkipTest(reason)
         from playwright.sync_api import sync_playwright
 

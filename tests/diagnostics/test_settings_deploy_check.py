@@ -15,7 +15,8 @@ def test_deploy_check_is_clean_with_production_environment(tmp_path: Path) -> No
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("DEBUG", "SECURE_HTTPS", "STATIC_STORAGE", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS")
+        if key not in ("DEBUG", "SECURE_HTTPS", "STATIC_STORAGE", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
+                       "DJANGO_ALLOW_ASYNC_UNSAFE")
     }
     env.update(
         {
