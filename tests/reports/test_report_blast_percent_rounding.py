@@ -15,14 +15,10 @@ from django.urls import reverse
 from reports import services as reports
 from review import signout as signout_service
 from tests.base import BaseTestCase
+from tests.factories import add_cells, analysed_case, review_case
 from tests.reports.pdftools import pdf_text
-from tests.review.cell_helpers import add_cells, reclassify
-from tests.review.helpers import (
-    activate_totp,
-    make_analysed_case,
-    review_all,
-    totp_code,
-)
+from tests.review.cell_helpers import reclassify
+from tests.review.helpers import activate_totp, totp_code
 
 
 def squash(text: str) -> str:
@@ -34,7 +30,7 @@ class BlastPercentRoundedOnceTest(BaseTestCase):
         from diagnostics.services.case_record import build_case_record
 
         cache.clear()
-        case, images = make_analysed_case(self.lab, n_images=1, blasts=28)
+        case, images = analysed_case(self.lab, n_images=1, blasts=28)
         cells = add_cells(images[0].analyses.get(), ["blast"] * 28 + ["lymphocyte"] * 13)
         reclassify(case, self.pathologist, cells[:1], "lymphocyte")  # 27 blasts of 41
 
@@ -51,7 +47,7 @@ class BlastPercentRoundedOnceTest(BaseTestCase):
         self.assertIn("65.9", partial)
         self.assertNotIn("65.8", partial)
 
-        review_all(case, self.pathologist)
+        review_case(case, self.pathologist)
         request = RequestFactory().post("/")
         request.user = self.pathologist
         signed = signout_service.sign_out_case(

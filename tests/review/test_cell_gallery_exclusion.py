@@ -13,7 +13,7 @@ from django.urls import reverse
 from diagnostics.models import ExclusionReason
 from review import services as review_service
 from tests.base import BaseTestCase
-from tests.review.cell_helpers import make_smear_case
+from tests.factories import smear_case
 
 
 def gallery_cell_ids(html: str) -> set[int]:
@@ -22,7 +22,7 @@ def gallery_cell_ids(html: str) -> set[int]:
 
 class GalleryLeavesOutExcludedImagesTest(BaseTestCase):
     def test_excluded_image_cells_are_in_no_group_until_it_is_labelled_again(self):
-        case, images, cells = make_smear_case(self.lab, n_images=2, wbc_per_image=4, low_every=3)
+        case, images, cells = smear_case(self.lab, n_images=2, wbc_per_image=4, low_every=3)
         first = {c.pk for c in cells if c.analysis.image_id == images[0].pk}
         second = {c.pk for c in cells if c.analysis.image_id == images[1].pk}
         self.assertTrue(first and second)
