@@ -8,9 +8,10 @@ renders the report, on PostgreSQL + Redis:
 * the pathologist without two-factor follows the sign-out page's link, sets up
   TOTP and comes back to the sign-out page; sets the name and credentials on
   the profile page and comes back again;
+* reclassifies a cell in the cell gallery by its key;
 * signs with an interpretation: the code just used is refused, a fresh one signs;
-* the worker's PDF prints the interpretation, the comments and the signer's
-  name and credentials; its QR code, decoded from the rendered page, opens a
+* the worker's PDF prints the interpretation, the reviewed cell differential,
+  the comments and the signer's name and credentials; its QR code, decoded from the rendered page, opens a
   verify page (no login) with the same figures and no patient identifier.
 
 Screenshots (review, sign-out, verify page, the report's first page) go to
@@ -31,7 +32,7 @@ from django.test import override_settings
 from reports.models import Report, ReportStatus
 from review.models import Review, SignOut
 from tests.browser.support import ARTIFACTS, BrowserTestCase
-from tests.factories import analysed_case
+from tests.factories import add_cells, analysed_case
 from tests.reports.pdftools import decode_qr, pdf_text, rasterise
 from tests.review.helpers import TOLERANCE_1, totp_code
 
@@ -52,6 +53,7 @@ class SignOutReportBrowserTest(BrowserTestCase):
                            patient_pseudonym="PSEUDO-9031", accession_number="BM-BROWSER-016")
         case = built.case
         img1, img2, img3 = built.images
+        cells = add_cells(built.analyses[1], ["blast"] * 3 + ["lymphocyte"] * 3)
 
         doc = self.new_page()
         self.login(doc, self.pathologist)  # password only: no authenticator yet
@@ -103,6 +105,12 @@ class SignOutReportBrowserTest(BrowserTestCase):
         assert in_view, "after saving, the focused card is off screen"
         assert Review.objects.filter(image__case=case).count() == 4
         self.screenshot(doc, "review-keyboard")
+
+        # --- the cell gallery: one lymphocyte is a blast (by key), so 4 of 6 cells are blasts ----
+        doc.goto(self.url(f"/cases/{case.pk}/cells/"))
+        doc.click(f"#cell-{cells[3].pk}")
+        doc.keyboard.press("1")
+        doc.locator(f"#cells-blast #cell-{cells[3].pk}").wait_for()
 
         # --- two-factor set-up from the sign-out page, and back ----------------------
         sign_out_url = f"/cases/{case.pk}/sign-out/"
@@ -165,8 +173,14 @@ class SignOutReportBrowserTest(BrowserTestCase):
                          "Signed out by Patricia Okafor, MD, FRCPath"):
             assert expected in text, expected
         summary = signed.summary
+        assert summary["blast_source"] == "reviewed"
         percent = f"{100 * summary['blast_fraction']:.1f}%"
+        assert percent == "66.7%"
         assert f"Blast % {percent}" in text
+        # the PDF's differential is the reviewed one: reviewed count, % of nucleated, the AI's count
+        for expected in ("Cell differential (reviewed cells) Reviewed % of nucleated AI",
+                         "Blast 4 66.7% 3", "Lymphocyte 2 33.3% 3"):
+            assert expected in text, expected
         for label, ai, final in (("Benign (hematogone)", 1, 1), ("Pre-B ALL", 1, 1), ("Pro-B ALL", 1, 1)):
             assert f"{label} {ai} {final}" in text, label
 
