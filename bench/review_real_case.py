@@ -204,12 +204,7 @@ def make_case(lab, user, fields) -> tuple[object, float]:
         raise SystemExit(f"the upload refused {len(result.rejected)} file(s): {result.rejected[0].as_dict()}")
     case = result.case
     started = time.perf_counter()
-    pipeline.start_case(case.pk)
-    analysed: list[int] = []
-    for chunk in pipeline.dispatch_queued_images(case.pk):
-        pipeline.classify_chunk(chunk, on_analysed=analysed.append)
-    for analysis_id in analysed:
-        pipeline.segment_image(analysis_id)
+    pipeline.run_case_in_process(case.pk)
     seconds = time.perf_counter() - started
     case.refresh_from_db()
     if case.status != "awaiting_review":

@@ -687,3 +687,18 @@ def finalize_case_if_complete(case_id: int, *, actor_label: str = "") -> bool:
     if moved:
         logger.info("case %s -> %s (%s analysed, %s failed)", case_id, new_status, summary["analysed"], summary["failed"])
     return bool(moved)
+
+
+def run_case_in_process(case_id: int) -> list[int]:
+    """Every stage of a queued case in this process, in the order the tasks run them
+    (start, classify each chunk, segment each analysis); returns the Analysis ids.
+
+    For the tests and the benchmark scripts: the same functions the Celery tasks call,
+    without a broker."""
+    start_case(case_id)
+    analysed: list[int] = []
+    for chunk in dispatch_queued_images(case_id):
+        classify_chunk(chunk, on_analysed=analysed.append)
+    for analysis_id in analysed:
+        segment_image(analysis_id)
+    return analysed
