@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.base import PASSWORD, BaseTransactionTestCase
-from tests.review.helpers import activate_totp, totp_code
+from tests.review.helpers import activate_totp, totp_code_with_time_left
 from tests.webproc import run_web
 from tests.workerproc import require_services
 
@@ -43,12 +43,14 @@ class SharedLimitsTests(BaseTransactionTestCase):
     def test_a_totp_code_is_accepted_once_across_two_web_processes(self):
         secret = activate_totp(self.pathologist)
         with run_web() as web_a, run_web() as web_b:
-            code = totp_code(secret)
             first, response = password_step(web_a, self.pathologist.email, PASSWORD)
             self.assertEqual(response.headers.get("Location"), "/accounts/2fa/authenticate/")
             second, response = password_step(web_b, self.pathologist.email, PASSWORD)
             self.assertEqual(response.headers.get("Location"), "/accounts/2fa/authenticate/")
 
+            # The servers accept only the current period's code: take one with time left to use
+            # it twice (a code taken before the password steps could expire in between).
+            code = totp_code_with_time_left(secret)
             accepted = form_post(first, web_a.url + "/accounts/2fa/authenticate/", {"code": code})
             self.assertEqual(accepted.status_code, 302, accepted.text[:500])
             self.assertEqual(first.get(web_a.url + "/", timeout=30, allow_redirects=False).status_code, 200)
