@@ -269,7 +269,8 @@ LOW_CONFIDENCE_THRESHOLD = env_float("LOW_CONFIDENCE_THRESHOLD", 0.6, minimum=0.
 PIXELS_PER_MICRON = env_float("PIXELS_PER_MICRON", None, minimum=0.01)
 # A learned white-cell mask (python -m ml train-wbc-mask; ml.wbcmask) for the segmentation's white cells;
 # empty = the colour rules. Trained on all4class fields: see the README's counting figures before turning it on.
-WBC_MASK_MODEL = Path(env_str("WBC_MASK_MODEL", "")).resolve() if env_str("WBC_MASK_MODEL", "") else None
+_wbc_mask_model = env_str("WBC_MASK_MODEL", "")
+WBC_MASK_MODEL = Path(_wbc_mask_model).resolve() if _wbc_mask_model else None
 WHO_BLAST_THRESHOLD = 0.20
 # Cells a reviewed differential should count (nucleated white cells): the gallery warns below it.
 DIFFERENTIAL_TARGET_MARROW = env_int("DIFFERENTIAL_TARGET_MARROW", 200, minimum=1, maximum=100_000)

@@ -234,9 +234,6 @@ def load_wbc_mask(path: str | Path) -> tuple[CompactUNet, dict]:
     return model.eval(), dict(data.get("card") or {})
 
 
-def config_dict(config: MaskTrainConfig) -> dict:
-    return asdict(config)
-
 
 # --------------------------------------------------------------------------- the Taleqani weak labels
 
@@ -334,7 +331,7 @@ def train_from_taleqani(
         "train_images": int(len(train.images)),
         "train_excluded_empty_reference": int(train.excluded),
         "every": int(every),
-        "config": config_dict(config),
+        "config": asdict(config),
         "history": history,
         "threshold": best["threshold"],
         "val": best,
